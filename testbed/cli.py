@@ -1,0 +1,20 @@
+"""The ``testbed`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Observability testbed: native stack, load, chaos, scenarios.")
+
+
+@app.callback()
+def main() -> None:
+    """Observability testbed: native stack, load, chaos, scenarios."""
+
+
+@app.command()
+def version() -> None:
+    """Print the testbed version."""
+    from testbed import __version__
+
+    typer.echo(__version__)
