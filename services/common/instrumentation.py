@@ -1,0 +1,150 @@
+"""The ASGI instrumentation every service runs: trace context, access log, RED metrics, faults, problems."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from http import HTTPStatus
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common import metrics, tracing
+from services.common.faults import FaultState
+from services.common.logs import ACCESS_LOGGER
+from services.common.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_response
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
+logger = logging.getLogger("shop.http")
+# Probes and scrapes: served and measured, but access-logged at debug level and exempt from faults.
+OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/admin/faults"})
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (``/orders/{order_id}``), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
+
+
+class InstrumentationMiddleware:
+    def __init__(self, app: ASGIApp, service: str, faults: FaultState) -> None:
+        self.app = app
+        self.service = service
+        self.faults = faults
+        self.in_flight = metrics.http_requests_in_flight.labels(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        context = tracing.from_headers(headers.get(tracing.TRACEPARENT), headers.get(tracing.REQUEST_ID))
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_instrumented(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", context.request_id.encode()),
+                    (b"traceparent", context.traceparent.encode()),
+                ]
+            await send(message)
+
+        operational = scope["path"] in OPERATIONAL_PATHS
+        self.in_flight.inc()
+        with tracing.activate(context):
+            try:
+                if not operational and await self._inject_faults(scope, receive, send_instrumented):
+                    return
+                await self.app(scope, receive, send_instrumented)
+            except Exception:
+                # Log the trace here; the client only gets a problem document.
+                logger.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+                if not response_started:
+                    response = problem_response(
+                        500, "Internal error", "the error was logged", request_id=context.request_id
+                    )
+                    await response(scope, receive, send_instrumented)
+            finally:
+                self.in_flight.dec()
+                self._observe(scope, context, status, time.perf_counter() - started, operational)
+
+    async def _inject_faults(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        delay = self.faults.added_latency_s()
+        if delay:
+            await asyncio.sleep(delay)
+        if self.faults.should_fail():
+            response = problem_response(500, "Injected fault", "fault injection is active")
+            await response(scope, receive, send)
+            return True
+        return False
+
+    def _observe(
+        self, scope: Scope, context: tracing.TraceContext, status: int, elapsed_s: float, operational: bool
+    ) -> None:
+        route = route_template(scope)
+        method = scope["method"]
+        metrics.http_requests.labels(self.service, method, route, str(status)).inc()
+        metrics.http_request_duration.labels(self.service, method, route).observe(elapsed_s)
+        level = (
+            logging.DEBUG
+            if operational
+            else (logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO)
+        )
+        if not access_logger.isEnabledFor(level):
+            return
+        client = scope.get("client")
+        access_logger.log(
+            level,
+            "%s %s %s",
+            method,
+            scope["path"],
+            status,
+            extra={
+                "event.kind": "event",
+                "event.category": ["web"],
+                "event.duration": int(elapsed_s * 1e9),
+                "event.outcome": "failure" if status >= 500 else "success",
+                "http.request.method": method,
+                "http.response.status_code": status,
+                "http.route": route,
+                "url.path": scope["path"],
+                "http.request.id": context.request_id,
+                "client.address": client[0] if client else None,
+            },
+        )
+
+
+async def problem_from_exception(request: object, exc: Exception) -> object:
+    """Exception handler: ProblemError and Starlette's HTTPException become problem documents."""
+    if isinstance(exc, ProblemError):
+        level = logging.WARNING if exc.status < 500 else logging.ERROR
+        logger.log(
+            level,
+            "%s %s",
+            exc.title,
+            exc.detail,
+            extra={"http.response.status_code": exc.status, "error.type": "ProblemError"},
+        )
+        return problem_response(exc.status, exc.title, exc.detail, **exc.extensions)
+    status = getattr(exc, "status_code", 500)
+    detail = getattr(exc, "detail", "") or ""
+    headers = getattr(exc, "headers", None)
+    return problem_response(status, _title(status), str(detail), headers=headers)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "InstrumentationMiddleware", "problem_from_exception", "route_template"]

@@ -1,0 +1,115 @@
+"""ECS JSON logs (Elastic's ``ecs-logging``), one event per line, to stdout and a rotated per-instance file.
+
+Every line carries ``service.name``, ``trace.id``, ``span.id``, ``transaction.id`` (the request id),
+``event.dataset``, ``log.level`` and a unique ``event.id`` (the shipper's Elasticsearch ``_id``: a
+replayed line never makes a second document). Sensitive values are redacted before the line is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ecs_logging
+
+from services.common import tracing
+from services.common.redaction import redact
+from services.common.settings import ServiceSettings
+
+# Identifiers are hex/uuid strings: never redacted, even when they happen to look like digits.
+_IDENTIFIERS = frozenset(
+    {
+        "trace.id",
+        "span.id",
+        "transaction.id",
+        "event.id",
+        "order.id",
+        "http.request.id",
+        "service.name",
+        "service.node.name",
+        "event.dataset",
+        "ecs.version",
+        "@timestamp",
+    }
+)
+ACCESS_LOGGER = "shop.access"
+
+
+class ServiceContextFilter(logging.Filter):
+    """Stamps each record with the service identity and the active trace context."""
+
+    def __init__(self, service: str, node: str) -> None:
+        super().__init__()
+        self.service = service
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = tracing.current()
+        record.__dict__.setdefault("service.name", self.service)
+        record.__dict__.setdefault("service.node.name", self.node)
+        dataset = "access" if record.name == ACCESS_LOGGER else "app"
+        record.__dict__.setdefault("event.dataset", f"shop.{self.service}.{dataset}")
+        if context is not None:
+            record.__dict__.setdefault("trace.id", context.trace_id)
+            record.__dict__.setdefault("span.id", context.span_id)
+            record.__dict__.setdefault("transaction.id", context.request_id)
+        return True
+
+
+class RedactingEcsFormatter(ecs_logging.StdlibFormatter):
+    """ECS formatter that adds ``event.id`` and redacts every value but identifiers."""
+
+    converter = time.gmtime  # @timestamp in UTC whatever the host's zone
+
+    def __init__(self) -> None:
+        super().__init__(exclude_fields=["log.original", "process.thread", "process.name", "log.origin"])
+
+    def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
+        result = super().format_to_ecs(record)
+        result.setdefault("event", {})["id"] = str(uuid.uuid4())
+        return redact(result, keep=_IDENTIFIERS)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.format_to_ecs(record), separators=(",", ":"), default=str)
+
+
+def log_file(log_dir: Path, settings: ServiceSettings) -> Path:
+    return log_dir / f"{settings.instance_name}.log"
+
+
+def configure_logging(settings: ServiceSettings) -> None:
+    """Route the root logger (and uvicorn's) through the ECS formatter to stdout and the log file."""
+    formatter = RedactingEcsFormatter()
+    context_filter = ServiceContextFilter(settings.service_name, settings.instance_name)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if settings.log_dir is not None:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_file(settings.log_dir, settings),
+                maxBytes=settings.log_max_bytes,
+                backupCount=settings.log_backups,
+                encoding="utf-8",
+            )
+        )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(context_filter)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # uvicorn's own loggers propagate to ours; its access log is replaced by the instrumentation's.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("aio_pika", "aiormq", "httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
