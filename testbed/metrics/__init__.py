@@ -1,0 +1,1 @@
+"""Metrics and alerting: Prometheus scrape config, generated rules, Alertmanager, Grafana dashboards."""
