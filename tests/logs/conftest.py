@@ -1,0 +1,39 @@
+"""Fixtures of the logs integration tests: the live native stack (tests/conftest.py's ``native_stack``).
+
+For development beside the team's stack, ``TESTBED_LOGS_DEV_STACK=1`` (with ``TESTBED_STATE_DIR`` and port
+overrides pointing at a private node) uses that node instead of bringing the native stack up.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from testbed.context import RenderContext
+from testbed.logs import clients
+
+
+@pytest.fixture(scope="session")
+def logs_ctx(request: pytest.FixtureRequest) -> RenderContext:
+    if os.environ.get("TESTBED_LOGS_DEV_STACK") == "1":
+        return RenderContext.native()
+    ctx: RenderContext = request.getfixturevalue("native_stack")
+    return ctx
+
+
+@pytest.fixture
+def es_super(logs_ctx: RenderContext) -> Iterator[Elasticsearch]:
+    with clients.superuser(logs_ctx) as es:
+        yield es
+
+
+@pytest.fixture
+def scratch_index(es_super: Elasticsearch) -> Iterator[str]:
+    """A logs-testbed-* index name of a far-past day nobody else writes to, deleted afterwards."""
+    name = f"logs-testbed-1999.01.{uuid.uuid4().int % 28 + 1:02d}-{uuid.uuid4().hex[:8]}"
+    yield name
+    es_super.options(ignore_status=404).indices.delete(index=name)
