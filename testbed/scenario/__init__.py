@@ -1,0 +1,1 @@
+"""Scenarios: load profile, optional chaos experiment, promises to verify (spec, runner, verifier, report)."""

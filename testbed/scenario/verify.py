@@ -1,0 +1,333 @@
+"""Checks a recorded run against a scenario's assertions: pure logic, no I/O.
+
+Each assertion gives one ``AssertionResult``; the run passes only when every one passed. Requests
+that got no HTTP response (status 0: connection refused or timed out) count as failures for
+availability but cannot have an access log, so log completeness and the cross-signal counts use
+only the requests the gateway answered.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+
+from testbed.scenario.record import RequestSample, RunRecord
+from testbed.scenario.spec import (
+    AvailabilitySLO,
+    CrossSignal,
+    ExpectedAlert,
+    LatencySLO,
+    LogAssertion,
+    Scenario,
+    Window,
+)
+
+
+class AssertionResult(BaseModel):
+    kind: str  # availability, latency, logs, alert, alert_forbidden, cross_signal, chaos
+    name: str
+    passed: bool
+    expected: str
+    observed: str
+    detail: str = ""
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (what Locust reports), ``pct`` in (0, 100]."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _window_bounds(record: RunRecord, scenario: Scenario, window: Window) -> list[tuple[float, float]] | None:
+    """Time spans (inclusive start, exclusive end) a window covers; None if the fault window is unknown."""
+    everything = (record.started_at, math.inf)
+    if window is Window.ALL:
+        return [everything]
+    if record.fault_window is None:
+        return None
+    fault_start, fault_end = record.fault_window
+    if window is Window.DURING_FAULT:
+        return [(fault_start, fault_end)]
+    return [(record.started_at, fault_start), (fault_end + scenario.recovery_grace_s, math.inf)]
+
+
+def _select(
+    requests: Iterable[RequestSample], spans: list[tuple[float, float]], flow: str | None
+) -> list[RequestSample]:
+    return [
+        r
+        for r in requests
+        if (flow is None or r.flow == flow) and any(start <= r.t < end for start, end in spans)
+    ]
+
+
+def _label(window: Window, flow: str | None) -> str:
+    return f"{flow or 'all flows'}, {window.value.replace('_', ' ')}"
+
+
+def check_availability(record: RunRecord, scenario: Scenario, slo: AvailabilitySLO) -> AssertionResult:
+    name = f"availability ≥ {slo.min_success_ratio:.2%} ({_label(slo.window, slo.flow)})"
+    expected = f"≥ {slo.min_success_ratio:.4f}"
+    spans = _window_bounds(record, scenario, slo.window)
+    if spans is None:
+        return AssertionResult(
+            kind="availability",
+            name=name,
+            passed=False,
+            expected=expected,
+            observed="no fault window",
+            detail="the chaos journal gave no fault window",
+        )
+    selected = _select(record.requests, spans, slo.flow)
+    if not selected:
+        return AssertionResult(
+            kind="availability",
+            name=name,
+            passed=False,
+            expected=expected,
+            observed="0 requests",
+            detail="no request fell in this window",
+        )
+    ok = sum(1 for r in selected if r.ok)
+    ratio = ok / len(selected)
+    return AssertionResult(
+        kind="availability",
+        name=name,
+        passed=ratio >= slo.min_success_ratio,
+        expected=expected,
+        observed=f"{ratio:.4f}",
+        detail=f"{ok}/{len(selected)} requests succeeded",
+    )
+
+
+def check_latency(record: RunRecord, scenario: Scenario, slo: LatencySLO) -> AssertionResult:
+    name = f"p{slo.percentile:g} latency ≤ {slo.max_ms:g} ms ({_label(slo.window, slo.flow)})"
+    expected = f"≤ {slo.max_ms:g} ms"
+    spans = _window_bounds(record, scenario, slo.window)
+    if spans is None:
+        return AssertionResult(
+            kind="latency",
+            name=name,
+            passed=False,
+            expected=expected,
+            observed="no fault window",
+            detail="the chaos journal gave no fault window",
+        )
+    # Latency is judged on answered requests: a refused connection's time says nothing about speed.
+    selected = [r for r in _select(record.requests, spans, slo.flow) if r.status != 0]
+    if not selected:
+        return AssertionResult(
+            kind="latency",
+            name=name,
+            passed=False,
+            expected=expected,
+            observed="0 requests",
+            detail="no answered request fell in this window",
+        )
+    observed = percentile([r.latency_ms for r in selected], slo.percentile)
+    return AssertionResult(
+        kind="latency",
+        name=name,
+        passed=observed <= slo.max_ms,
+        expected=expected,
+        observed=f"{observed:.1f} ms",
+        detail=f"over {len(selected)} answered requests",
+    )
+
+
+def check_logs(record: RunRecord, assertion: LogAssertion) -> list[AssertionResult]:
+    answered = [r for r in record.requests if r.status != 0]
+    lost = [r.id for r in answered if r.id not in record.log_sightings]
+    completeness = (len(answered) - len(lost)) / len(answered) if answered else 0.0
+    lost_detail = f"{len(lost)} lost" + (f", e.g. {', '.join(lost[:5])}" if lost else "")
+    results = [
+        AssertionResult(
+            kind="logs",
+            name=f"log completeness ≥ {assertion.min_completeness:.2%}",
+            passed=bool(answered) and completeness >= assertion.min_completeness,
+            expected=f"≥ {assertion.min_completeness:.4f}",
+            observed=f"{completeness:.4f}",
+            detail=f"{len(answered) - len(lost)}/{len(answered)} answered requests found in Elasticsearch; "
+            + lost_detail,
+        )
+    ]
+    lags = [record.log_sightings[r.id] - r.t for r in answered if r.id in record.log_sightings]
+    worst = max(lags) if lags else math.inf
+    results.append(
+        AssertionResult(
+            kind="logs",
+            name=f"log lag ≤ {assertion.max_lag_s:g} s",
+            passed=worst <= assertion.max_lag_s,
+            expected=f"≤ {assertion.max_lag_s:g} s",
+            observed=f"{worst:.1f} s" if lags else "no logs found",
+            detail=f"worst of {len(lags)} requests (request start → first seen in a search)",
+        )
+    )
+    return results
+
+
+def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[AssertionResult]:
+    fire_name = f"alert {alert.name} fires within {alert.max_time_to_fire_s:g} s"
+    if record.fault_window is None:
+        return [
+            AssertionResult(
+                kind="alert",
+                name=fire_name,
+                passed=False,
+                expected=f"≤ {alert.max_time_to_fire_s:g} s",
+                observed="no fault window",
+                detail="the chaos journal gave no fault window",
+            )
+        ]
+    fault_start, fault_end = record.fault_window
+    events = sorted((e for e in record.alerts if e.name == alert.name), key=lambda e: e.at)
+    firing = next((e for e in events if e.state == "firing" and e.at >= record.started_at), None)
+    if firing is None:
+        return [
+            AssertionResult(
+                kind="alert",
+                name=fire_name,
+                passed=False,
+                expected=f"≤ {alert.max_time_to_fire_s:g} s",
+                observed="never fired",
+                detail=f"no firing notification for {alert.name} reached the alert sink",
+            )
+        ]
+    time_to_fire = firing.at - fault_start
+    results = [
+        AssertionResult(
+            kind="alert",
+            name=fire_name,
+            passed=0 <= time_to_fire <= alert.max_time_to_fire_s,
+            expected=f"≤ {alert.max_time_to_fire_s:g} s",
+            observed=f"{time_to_fire:.1f} s",
+            detail="fired before the fault started"
+            if time_to_fire < 0
+            else "from fault start to notification",
+        )
+    ]
+    if alert.max_time_to_resolve_s is not None:
+        resolve_name = f"alert {alert.name} resolves within {alert.max_time_to_resolve_s:g} s"
+        resolved = next((e for e in events if e.state == "resolved" and e.at > firing.at), None)
+        if resolved is None:
+            results.append(
+                AssertionResult(
+                    kind="alert",
+                    name=resolve_name,
+                    passed=False,
+                    expected=f"≤ {alert.max_time_to_resolve_s:g} s",
+                    observed="never resolved",
+                    detail="no resolved notification after it fired",
+                )
+            )
+        else:
+            time_to_resolve = resolved.at - fault_end
+            results.append(
+                AssertionResult(
+                    kind="alert",
+                    name=resolve_name,
+                    passed=time_to_resolve <= alert.max_time_to_resolve_s,
+                    expected=f"≤ {alert.max_time_to_resolve_s:g} s",
+                    observed=f"{time_to_resolve:.1f} s",
+                    detail="from fault end to resolved notification",
+                )
+            )
+    return results
+
+
+def check_forbidden_alert(record: RunRecord, name: str) -> AssertionResult:
+    fired = [e for e in record.alerts if e.name == name and e.state == "firing" and e.at >= record.started_at]
+    return AssertionResult(
+        kind="alert_forbidden",
+        name=f"alert {name} does not fire",
+        passed=not fired,
+        expected="0 firings",
+        observed=f"{len(fired)} firings",
+        detail=f"first at +{fired[0].at - record.started_at:.1f} s" if fired else "",
+    )
+
+
+def _relative_difference(a: float, b: float) -> float:
+    largest = max(abs(a), abs(b))
+    return 0.0 if largest == 0 else abs(a - b) / largest
+
+
+def check_cross_signal(record: RunRecord, assertion: CrossSignal) -> AssertionResult:
+    locust_count = sum(1 for r in record.requests if r.status != 0)
+    counts = {
+        "locust": float(locust_count),
+        "prometheus": record.prometheus_request_count,
+        "elasticsearch": None if record.es_access_log_count is None else float(record.es_access_log_count),
+    }
+    observed = ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} n/a" for k, v in counts.items())
+    name = f"cross-signal counts agree within {assertion.tolerance:.1%}"
+    missing = [k for k, v in counts.items() if v is None]
+    if missing:
+        return AssertionResult(
+            kind="cross_signal",
+            name=name,
+            passed=False,
+            expected="all three counts",
+            observed=observed,
+            detail=f"not collected: {', '.join(missing)}",
+        )
+    values = {k: v for k, v in counts.items() if v is not None}
+    worst = max(
+        _relative_difference(values[a], values[b])
+        for a, b in (("locust", "prometheus"), ("locust", "elasticsearch"), ("prometheus", "elasticsearch"))
+    )
+    return AssertionResult(
+        kind="cross_signal",
+        name=name,
+        passed=locust_count > 0 and worst <= assertion.tolerance,
+        expected=f"≤ {assertion.tolerance:.1%}",
+        observed=observed,
+        detail=f"largest difference {worst:.2%}",
+    )
+
+
+def check_chaos(record: RunRecord) -> AssertionResult:
+    completed = record.chaos_status == "completed" and not record.chaos_deviated
+    return AssertionResult(
+        kind="chaos",
+        name="chaos experiment completed with its steady state held",
+        passed=completed,
+        expected="completed, no deviation",
+        observed=f"{record.chaos_status or 'no journal'}{', deviated' if record.chaos_deviated else ''}",
+        detail="read from the Chaos Toolkit journal, not its exit code",
+    )
+
+
+def verify(scenario: Scenario, record: RunRecord) -> list[AssertionResult]:
+    """Every assertion of ``scenario`` judged on ``record``."""
+    results: list[AssertionResult] = []
+    if not record.requests:
+        results.append(
+            AssertionResult(
+                kind="load",
+                name="load generated requests",
+                passed=False,
+                expected="> 0 requests",
+                observed="0",
+                detail="Locust recorded nothing",
+            )
+        )
+    if scenario.chaos is not None:
+        results.append(check_chaos(record))
+    results += [check_availability(record, scenario, slo) for slo in scenario.assertions.availability]
+    results += [check_latency(record, scenario, slo) for slo in scenario.assertions.latency]
+    if scenario.assertions.logs is not None:
+        results += check_logs(record, scenario.assertions.logs)
+    for alert in scenario.assertions.alerts_expected:
+        results += check_expected_alert(record, alert)
+    results += [check_forbidden_alert(record, name) for name in scenario.assertions.alerts_forbidden]
+    if scenario.assertions.cross_signal is not None:
+        results.append(check_cross_signal(record, scenario.assertions.cross_signal))
+    return results
+
+
+def all_passed(results: list[AssertionResult]) -> bool:
+    return bool(results) and all(r.passed for r in results)

@@ -1,0 +1,201 @@
+"""Verifier on recorded runs: a healthy run passes, and each broken promise makes the run FAIL."""
+
+from __future__ import annotations
+
+import pytest
+
+from testbed.scenario.record import AlertEvent, RequestSample, RunRecord
+from testbed.scenario.spec import Scenario, parse_scenario
+from testbed.scenario.verify import all_passed, percentile, verify
+
+T0 = 1_800_000_000.0
+FAULT = (T0 + 20, T0 + 50)
+
+SPEC = """\
+name: recorded
+load: {shape: steady, users: 2, duration_s: 80}
+chaos: {experiment: chaos/experiments/service-killed.yaml, start_at_s: 20, fault_duration_s: 30}
+recovery_grace_s: 10
+assertions:
+  availability:
+    - {min_success_ratio: 0.99, window: outside_fault}
+    - {min_success_ratio: 0.2, window: during_fault}
+  latency:
+    - {percentile: 95, max_ms: 300, window: outside_fault}
+  logs: {min_completeness: 1.0, max_lag_s: 20}
+  alerts_expected:
+    - {name: TargetDown, max_time_to_fire_s: 30, max_time_to_resolve_s: 40}
+  alerts_forbidden: [HighLatency]
+  cross_signal: {tolerance: 0.02}
+"""
+
+
+@pytest.fixture
+def scenario() -> Scenario:
+    return parse_scenario(SPEC, "recorded.yaml")
+
+
+def _healthy_run() -> RunRecord:
+    """80 s of load, 5 req/s; during the fault half the requests fail with 503 (still logged)."""
+    requests = []
+    for i in range(400):
+        t = T0 + i * 0.2
+        in_fault = FAULT[0] <= t < FAULT[1]
+        failed = in_fault and i % 2 == 0
+        requests.append(
+            RequestSample(
+                id=f"run-{i}",
+                flow="browse",
+                name="/products",
+                t=t,
+                latency_ms=40.0 + (i % 10),
+                ok=not failed,
+                status=503 if failed else 200,
+            )
+        )
+    return RunRecord(
+        scenario="recorded",
+        run_id="run",
+        started_at=T0,
+        ended_at=T0 + 80,
+        fault_window=FAULT,
+        chaos_status="completed",
+        requests=requests,
+        log_sightings={r.id: r.t + 5.0 for r in requests},
+        prometheus_request_count=401.0,
+        es_access_log_count=400,
+        alerts=[
+            AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 18),
+            AlertEvent(name="TargetDown", state="resolved", at=FAULT[1] + 25),
+        ],
+    )
+
+
+def _failed(results: list, kind: str) -> list:
+    return [r for r in results if not r.passed and r.kind == kind]
+
+
+def test_healthy_run_passes(scenario: Scenario) -> None:
+    results = verify(scenario, _healthy_run())
+    assert all_passed(results), [r for r in results if not r.passed]
+    assert len(results) == 10
+
+
+def test_breached_latency_slo_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    for r in record.requests[300:330]:  # 30 slow requests out of ~290 outside the fault: above p95
+        r.latency_ms = 900.0
+    results = verify(scenario, record)
+    assert not all_passed(results)
+    [breach] = _failed(results, "latency")
+    assert breach.observed == "900.0 ms"
+
+
+def test_errors_outside_the_fault_breach_availability(scenario: Scenario) -> None:
+    record = _healthy_run()
+    for r in record.requests[:10]:  # before the fault: 10 of ~290 outside the fault fail
+        r.ok = False
+        r.status = 500
+    [breach] = _failed(verify(scenario, record), "availability")
+    assert "outside fault" in breach.name
+
+
+def test_missing_alert_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.alerts = []
+    failures = _failed(verify(scenario, record), "alert")
+    assert [f.observed for f in failures] == ["never fired"]
+
+
+def test_late_alert_and_no_resolve_fail(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.alerts = [AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 45)]
+    observed = sorted(f.observed for f in _failed(verify(scenario, record), "alert"))
+    assert observed == ["45.0 s", "never resolved"]
+
+
+def test_alert_before_the_fault_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.alerts.insert(0, AlertEvent(name="TargetDown", state="firing", at=T0 + 5))
+    [failure] = _failed(verify(scenario, record), "alert")
+    assert failure.detail == "fired before the fault started"
+
+
+def test_one_lost_log_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    del record.log_sightings["run-123"]
+    [failure] = _failed(verify(scenario, record), "logs")
+    assert "run-123" in failure.detail
+    assert failure.observed == "0.9975"
+
+
+def test_slow_logs_fail(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.log_sightings["run-7"] += 60
+    [failure] = _failed(verify(scenario, record), "logs")
+    assert failure.name.startswith("log lag")
+
+
+def test_refused_connections_need_no_log(scenario: Scenario) -> None:
+    record = _healthy_run()
+    refused = record.requests[150]  # inside the fault window
+    refused.ok, refused.status = False, 0
+    del record.log_sightings[refused.id]
+    record.prometheus_request_count, record.es_access_log_count = 399.0, 399
+    assert all_passed(verify(scenario, record))
+
+
+def test_forbidden_alert_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.alerts.append(AlertEvent(name="HighLatency", state="firing", at=T0 + 60))
+    [failure] = _failed(verify(scenario, record), "alert_forbidden")
+    assert failure.observed == "1 firings"
+
+
+def test_cross_signal_disagreement_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.es_access_log_count = 380  # 5 % fewer access logs than requests
+    [failure] = _failed(verify(scenario, record), "cross_signal")
+    assert "5.24%" in failure.detail  # prometheus 401 vs elasticsearch 380
+
+
+def test_uncollected_signal_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.prometheus_request_count = None
+    [failure] = _failed(verify(scenario, record), "cross_signal")
+    assert "prometheus" in failure.detail
+
+
+def test_deviated_experiment_fails_even_with_good_numbers(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.chaos_deviated = True
+    [failure] = _failed(verify(scenario, record), "chaos")
+    assert "deviated" in failure.observed
+
+
+def test_missing_fault_window_fails_window_assertions(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.fault_window = None
+    record.chaos_status = "aborted"
+    kinds = {r.kind for r in verify(scenario, record) if not r.passed}
+    assert kinds == {"chaos", "availability", "latency", "alert"}
+
+
+def test_empty_run_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.requests = []
+    assert not all_passed(verify(scenario, record))
+
+
+def test_record_round_trips(tmp_path) -> None:
+    record = _healthy_run()
+    path = tmp_path / "record.json"
+    record.save(path)
+    assert RunRecord.load(path) == record
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 95) == 95.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0], 50) == 3.0
