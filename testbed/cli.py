@@ -18,3 +18,9 @@ def version() -> None:
     from testbed import __version__
 
     typer.echo(__version__)
+
+
+# Each area registers its commands here (one line each).
+from testbed.native.cli import register as _register_native  # noqa: E402
+
+_register_native(app)
