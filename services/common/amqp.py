@@ -162,10 +162,10 @@ class _Consumer:
         key = message.message_id or str(message.delivery_tag)
         extra = {
             "event.action": "message-consumed",
-            "message.routing_key": message.routing_key,
-            "message.id": message.message_id,
-            "message.redelivered": message.redelivered,
-            "queue.name": self.spec.name,
+            "amqp.routing_key": message.routing_key,
+            "amqp.message_id": message.message_id,
+            "amqp.redelivered": message.redelivered,
+            "amqp.queue": self.spec.name,
         }
         try:
             payload = messages.parse(message.routing_key or "", message.body)

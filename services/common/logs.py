@@ -48,17 +48,18 @@ class ServiceContextFilter(logging.Filter):
         super().__init__()
         self.service = service
         self.node = node
+        # Lines outside any request or message (start-up, shutdown) share this process's own trace.
+        self.process_context = tracing.from_headers(None, f"{node}-lifecycle")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = tracing.current()
+        context = tracing.current() or self.process_context
         record.__dict__.setdefault("service.name", self.service)
         record.__dict__.setdefault("service.node.name", self.node)
         dataset = "access" if record.name == ACCESS_LOGGER else "app"
         record.__dict__.setdefault("event.dataset", f"shop.{self.service}.{dataset}")
-        if context is not None:
-            record.__dict__.setdefault("trace.id", context.trace_id)
-            record.__dict__.setdefault("span.id", context.span_id)
-            record.__dict__.setdefault("transaction.id", context.request_id)
+        record.__dict__.setdefault("trace.id", context.trace_id)
+        record.__dict__.setdefault("span.id", context.span_id)
+        record.__dict__.setdefault("transaction.id", context.request_id)
         return True
 
 
@@ -68,7 +69,9 @@ class RedactingEcsFormatter(ecs_logging.StdlibFormatter):
     converter = time.gmtime  # @timestamp in UTC whatever the host's zone
 
     def __init__(self) -> None:
-        super().__init__(exclude_fields=["log.original", "process.thread", "process.name", "log.origin"])
+        super().__init__(
+            exclude_fields=["log.original", "process.thread", "process.name", "log.origin", "color_message"]
+        )
 
     def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
         result = super().format_to_ecs(record)

@@ -9,12 +9,13 @@ from typing import Any
 MASK = "[REDACTED]"
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# 13-19 digits, optionally grouped by spaces or dashes (ISO/IEC 7812), not part of a longer word.
-_CARD = re.compile(r"(?<![0-9A-Za-z])(?:[0-9][ -]?){12,18}[0-9](?![0-9A-Za-z])")
+# 13-19 digits, optionally grouped by spaces or dashes (ISO/IEC 7812), not part of a longer token
+# (so UUIDs and hex ids are left alone); only Luhn-valid numbers are masked.
+_CARD = re.compile(r"(?<![0-9A-Za-z-])(?:[0-9][ -]?){12,18}[0-9](?![0-9A-Za-z]|-[0-9A-Za-z])")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 _SECRET_PAIR = re.compile(
     r"(?i)(\"?\b(?:password|passwd|pwd|secret|api[_-]?key|token|authorization)\b\"?\s*[:=]\s*\"?)"
-    r"(?!\[REDACTED\])([^\s\",&}]+)"
+    r"(?!\[REDACTED\])(?!(?:bearer|basic)\s)([^\s\",&}]+)"
 )
 # Values under these keys are masked whole, whatever they look like.
 _SECRET_KEYS = frozenset(

@@ -1,0 +1,1 @@
+"""Gateway: the shop's public HTTP API; composes inventory and orders over REST."""

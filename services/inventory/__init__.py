@@ -1,0 +1,1 @@
+"""Inventory: the catalog and stock reservations, in its own PostgreSQL database."""

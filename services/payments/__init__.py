@@ -1,0 +1,1 @@
+"""Payments: settles placed orders from the queue, exactly once per order, and publishes the outcome."""
