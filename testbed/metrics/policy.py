@@ -93,11 +93,16 @@ class Thresholds(_Strict):
     disk_predict_horizon: str
     log_pipeline_window: str
     anomaly_baseline_window: str
+    anomaly_baseline_offset: str
     anomaly_stddevs: float
     anomaly_min_relative_change: float
 
     @field_validator(
-        "disk_predict_window", "disk_predict_horizon", "log_pipeline_window", "anomaly_baseline_window"
+        "disk_predict_window",
+        "disk_predict_horizon",
+        "log_pipeline_window",
+        "anomaly_baseline_window",
+        "anomaly_baseline_offset",
     )
     @classmethod
     def _durations(cls, value: str) -> str:

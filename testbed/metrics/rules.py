@@ -32,6 +32,9 @@ HEADER = (
 REQUESTS = "http_requests_total"
 DURATION = "http_request_duration_seconds"
 SERVER_ERROR = 'status=~"5.."'
+# Probes, scrapes and the fault admin are counted too (services/common/instrumentation.py): RED,
+# anomaly and pipeline rules look at user traffic only.
+USER_TRAFFIC = 'route!~"/healthz|/readyz|/metrics|/openapi.json|/admin/.*"'
 
 # The SRE workbook's multi-window multi-burn-rate table for a 30-day SLO (burn rate, long, short window).
 FAST_BURN = (("14.4", "1h", "5m"), ("6", "6h", "30m"))
@@ -92,32 +95,25 @@ def red_rules(policy: Policy) -> list[dict[str, Any]]:
     window = policy.symptom_rate_window
     names = red_names(policy)
     route_by = "service, method, route"
+    requests = f"rate({REQUESTS}{{{USER_TRAFFIC}}}[{window}])"
+    errors = f"rate({REQUESTS}{{{USER_TRAFFIC},{SERVER_ERROR}}}[{window}])"
+    buckets = f"rate({DURATION}_bucket{{{USER_TRAFFIC}}}[{window}])"
     return [
-        record(names["requests"], f"sum by (service) (rate({REQUESTS}[{window}]))"),
-        record(names["errors"], f"sum by (service) (rate({REQUESTS}{{{SERVER_ERROR}}}[{window}]))"),
+        record(names["requests"], f"sum by (service) ({requests})"),
+        record(names["errors"], f"sum by (service) ({errors})"),
         # `or ... * 0` keeps a 0 ratio for services that never answered 5xx (no 5xx series exists).
         record(
             names["error_ratio"],
             f"(({names['errors']}) or ({names['requests']} * 0)) / {names['requests']}",
         ),
-        record(
-            names["p50"],
-            f"histogram_quantile(0.5, sum by (service, le) (rate({DURATION}_bucket[{window}])))",
-        ),
-        record(
-            names["p99"],
-            f"histogram_quantile(0.99, sum by (service, le) (rate({DURATION}_bucket[{window}])))",
-        ),
-        record(names["route_requests"], f"sum by ({route_by}) (rate({REQUESTS}[{window}]))"),
+        record(names["p50"], f"histogram_quantile(0.5, sum by (service, le) ({buckets}))"),
+        record(names["p99"], f"histogram_quantile(0.99, sum by (service, le) ({buckets}))"),
+        record(names["route_requests"], f"sum by ({route_by}) ({requests})"),
         record(
             names["route_error_ratio"],
-            f"(sum by ({route_by}) (rate({REQUESTS}{{{SERVER_ERROR}}}[{window}]))"
-            f" or {names['route_requests']} * 0) / {names['route_requests']}",
+            f"(sum by ({route_by}) ({errors}) or {names['route_requests']} * 0) / {names['route_requests']}",
         ),
-        record(
-            names["route_p99"],
-            f"histogram_quantile(0.99, sum by ({route_by}, le) (rate({DURATION}_bucket[{window}])))",
-        ),
+        record(names["route_p99"], f"histogram_quantile(0.99, sum by ({route_by}, le) ({buckets}))"),
     ]
 
 
@@ -189,7 +185,7 @@ def slo_rules(policy: Policy, spec: SloSpec) -> list[dict[str, Any]]:
     alerts = []
     for slo in spec.slos:
         what = "errors" if slo.sli == "availability" else f"requests slower than {slo.threshold_seconds}s"
-        target = f"{slo.objective:.3%}".rstrip("0").rstrip(".")
+        target = f"{slo.objective * 100:g}%"
         for name, table, severity, urgency in (
             ("SLOBurnRateFast", FAST_BURN, Severity.CRITICAL, "within hours"),
             ("SLOBurnRateSlow", SLOW_BURN, Severity.WARNING, "within days"),
@@ -262,8 +258,9 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
         ),
     ]
     rate = names["requests"]
-    baseline_mean = f"avg_over_time({rate}[{t.anomaly_baseline_window}])"
-    baseline_stddev = f"stddev_over_time({rate}[{t.anomaly_baseline_window}])"
+    baseline = f"{rate}[{t.anomaly_baseline_window}] offset {t.anomaly_baseline_offset}"
+    baseline_mean = f"avg_over_time({baseline})"
+    baseline_stddev = f"stddev_over_time({baseline})"
     red = [
         alert(
             "ServiceHighErrorRate",
@@ -301,13 +298,14 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             # Only on a service with steady traffic over the whole baseline (so start-up is not an anomaly).
             f"abs({rate} - {baseline_mean}) > {t.anomaly_stddevs} * {baseline_stddev}\n"
             f"and abs({rate} - {baseline_mean}) > {t.anomaly_min_relative_change} * {baseline_mean}\n"
-            f"and min_over_time({rate}[{t.anomaly_baseline_window}]) > {t.min_request_rate}",
+            f"and min_over_time({baseline}) > {t.min_request_rate}",
             for_=policy.for_duration("anomaly"),
             severity=Severity.INFO,
             summary="{{ $labels.service }} request rate left its baseline",
             description=(
-                f"{{{{ $labels.service }}}} serves {{{{ $value | humanize }}}} req/s, more than "
-                f"{t.anomaly_stddevs:g} standard deviations from its {t.anomaly_baseline_window} mean."
+                "{{ $labels.service }}: request rate moved by {{ $value | humanize }} req/s, more than "
+                f"{t.anomaly_stddevs:g} standard deviations from its mean over {t.anomaly_baseline_window} "
+                f"(ending {t.anomaly_baseline_offset} ago)."
             ),
             runbook=(
                 "A sudden drop often means clients fail before reaching the service (gateway, "
@@ -396,7 +394,7 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
     logs = [
         alert(
             "LogPipelineStalled",
-            f"sum(rate({REQUESTS}[{pipeline_window}])) > {t.min_request_rate}\n"
+            f"sum(rate({REQUESTS}{{{USER_TRAFFIC}}}[{pipeline_window}])) > {t.min_request_rate}\n"
             f'and on() (sum(increase(elasticsearch_indices_docs_primary{{index=~"logs-testbed-.*"}}'
             f"[{pipeline_window}])) or vector(0)) == 0",
             for_=policy.for_duration("log_pipeline_stalled"),

@@ -70,9 +70,8 @@ def scrape_configs(ctx: RenderContext) -> list[dict[str, Any]]:
             {
                 "job_name": service,
                 "metrics_path": SERVICE_METRICS_PATH,
-                # The services label their own series with `service`; keep theirs (same value).
-                "honor_labels": True,
-                "static_configs": _static(instance_addresses(ctx, service), service=service, tier="service"),
+                # The services label their own series with `service`; the job carries the same name.
+                "static_configs": _static(instance_addresses(ctx, service), tier="service"),
             }
         )
     jobs += [
