@@ -1,11 +1,83 @@
-"""The services under test as components of the native stack (filled in by the services area)."""
+"""The services under test as components of the native stack.
+
+Each instance of each service is one supervised process (group ``services``): the venv's python running
+``python -m services.<name>`` (uvicorn inside), configured only through ``SHOP_*`` environment variables
+built from the render context. A service creates its own database and applies its migrations at start
+(idempotent), so no ``post_start`` hook is needed. Component names: the first instance is the service
+name (``gateway``), further ones get their index (``gateway-1``).
+"""
 
 from __future__ import annotations
 
+import sys
+
 from testbed.context import RenderContext
-from testbed.native.component import Component
+from testbed.native.component import Component, HealthCheck
+
+# Start order: each waits for what it calls (the gateway needs inventory and orders to be ready).
+SERVICES: dict[str, tuple[str, ...]] = {
+    "inventory": ("postgresql",),
+    "orders": ("postgresql", "rabbitmq"),
+    "payments": ("postgresql", "rabbitmq"),
+    "gateway": ("inventory", "orders"),
+    "alert_sink": (),
+}
+DATABASES = {"inventory": "inventory", "orders": "orders", "payments": "payments"}
+AMQP_USERS = frozenset({"orders", "payments"})
+
+
+def component_name(service: str, instance: int) -> str:
+    return service if instance == 0 else f"{service}-{instance}"
+
+
+def history_file(ctx: RenderContext) -> str:
+    return str(ctx.data_dir / "alert_sink" / "alerts.jsonl")
+
+
+def environment(ctx: RenderContext, service: str, instance: int) -> dict[str, str]:
+    """The ``SHOP_*`` settings of one instance (see services/common/settings.py and each service's app)."""
+    env = {
+        "SHOP_SERVICE_NAME": service,
+        "SHOP_INSTANCE": str(instance),
+        "SHOP_HOST": ctx.host(service),
+        "SHOP_PORT": str(ctx.port(service, instance)),
+        "SHOP_LOG_DIR": str(ctx.services_log_dir),
+        "SHOP_FAULT_ADMIN_TOKEN": ctx.secrets.fault_admin_token,
+        "PYTHONUNBUFFERED": "1",
+    }
+    if service in DATABASES:
+        env["SHOP_DATABASE_URL"] = (
+            f"postgresql://testbed:{ctx.secrets.postgres_password}@{ctx.address('postgresql')}/{DATABASES[service]}"
+        )
+    if service in AMQP_USERS:
+        env["SHOP_AMQP_URL"] = f"amqp://testbed:{ctx.secrets.rabbitmq_password}@{ctx.address('rabbitmq')}/"
+    if service == "gateway":
+        env["SHOP_INVENTORY_URL"] = f"http://{ctx.address('inventory')}"
+        env["SHOP_ORDERS_URL"] = f"http://{ctx.address('orders')}"
+    if service == "alert_sink":
+        env["SHOP_HISTORY_FILE"] = history_file(ctx)
+    return env
 
 
 def components(ctx: RenderContext) -> list[Component]:
     """Every service instance (and the alert sink) as a supervised, health-gated component."""
-    return []
+    result = []
+    for service, depends_on in SERVICES.items():
+        for instance in range(len(ctx.ports[service])):
+            address = ctx.address(service, instance)
+            result.append(
+                Component(
+                    name=component_name(service, instance),
+                    command=[sys.executable, "-m", f"services.{service}"],
+                    port_names=(service,),
+                    # Ready, not just alive: its own database and broker are reachable.
+                    health=HealthCheck("http", f"http://{address}/readyz", timeout_s=60),
+                    depends_on=depends_on,
+                    environment=environment(ctx, service, instance),
+                    stop_signal="TERM",  # uvicorn finishes in-flight requests, consumers stop acking
+                    stop_wait_s=20,
+                    url=f"http://{address}",
+                    group="services",
+                )
+            )
+    return result

@@ -1,0 +1,1 @@
+"""Alert sink: receives Alertmanager webhooks, keeps their history, answers queries for tests."""
