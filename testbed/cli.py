@@ -21,6 +21,8 @@ def version() -> None:
 
 
 # Each area registers its commands here (one line each).
+from testbed.deploy.cli import register as _register_deploy  # noqa: E402
 from testbed.native.cli import register as _register_native  # noqa: E402
 
 _register_native(app)
+_register_deploy(app)

@@ -38,6 +38,8 @@ class Secrets(BaseModel):
     fault_admin_token: str = Field(default_factory=_password)
     # Grafana admin (compose/Nix)
     grafana_admin_password: str = Field(default_factory=_password)
+    # Kibana's saved-objects encryption key (compose; Kibana wants >= 32 characters)
+    kibana_encryption_key: str = Field(default_factory=lambda: token.token_hex(32))
 
 
 def load_or_create(state_dir: Path) -> Secrets:

@@ -1,0 +1,135 @@
+"""The compose backend: ``docker compose -f stack/compose.yaml`` behind the testbed's own verbs.
+
+Every verb first makes sure a compose CLI and a Docker engine are there, and otherwise raises
+``ComposeUnavailable`` with one line saying what to install or start.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from testbed import settings
+from testbed.deploy.envfile import ENV_FILE, PUBLISHED_PORTS
+
+COMPOSE_FILE = settings.STACK_DIR / "compose.yaml"
+# `up` starts the setup job too (it is behind this profile so a plain `docker compose up` does not).
+SETUP_PROFILE = "setup"
+UP_TIMEOUT_S = 900
+
+
+class ComposeUnavailable(RuntimeError):
+    """No compose CLI or no reachable Docker engine; the message names the fix."""
+
+
+@cache
+def compose_cli() -> tuple[str, ...]:
+    """``docker compose`` (v2 plugin) or, failing that, a standalone ``docker-compose`` v2."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return (docker, "compose")
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        version = subprocess.run([standalone, "version", "--short"], capture_output=True, text=True)
+        if version.returncode == 0 and version.stdout.strip().lstrip("v").startswith("2"):
+            return (standalone,)
+    raise ComposeUnavailable(
+        "no Docker Compose v2 CLI: install the docker compose plugin (docker-compose-plugin) and retry"
+    )
+
+
+def engine_problem() -> str | None:
+    """Why no Docker engine can be used, or None when one answers."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return "no docker CLI on PATH: install Docker and retry"
+    result = subprocess.run(
+        [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+        return f"no Docker engine reachable ({detail}): start Docker or set DOCKER_HOST, then retry"
+    return None
+
+
+def _require_engine() -> tuple[str, ...]:
+    problem = engine_problem()
+    if problem:
+        raise ComposeUnavailable(problem)
+    cli = compose_cli()
+    if not ENV_FILE.exists():
+        raise ComposeUnavailable(f"{ENV_FILE} is missing: run `testbed init` first")
+    return cli
+
+
+def compose_args(*args: str) -> list[str]:
+    return ["-f", str(COMPOSE_FILE), "--project-directory", str(settings.STACK_DIR), *args]
+
+
+def _run(args: Sequence[str], capture: bool = False, timeout: float | None = None) -> str:
+    cli = _require_engine()
+    result = subprocess.run(
+        [*cli, *compose_args(*args)], capture_output=capture, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        detail = " ".join((result.stderr or "").strip().splitlines()[-1:]) if capture else ""
+        raise RuntimeError(f"docker compose {' '.join(args)} failed (exit {result.returncode}) {detail}")
+    return result.stdout or ""
+
+
+def up(services: Sequence[str] = ()) -> None:
+    """Build the project image, run prepare and setup, start everything and wait until healthy."""
+    _run(["--profile", SETUP_PROFILE, "up", "--detach", "--build", "--wait", *services], timeout=UP_TIMEOUT_S)
+
+
+def down(volumes: bool = False) -> None:
+    _run(["--profile", SETUP_PROFILE, "down", "--remove-orphans", *(["--volumes"] if volumes else [])])
+
+
+def stop(services: Sequence[str] = ()) -> None:
+    _run(["stop", *services])
+
+
+def start(services: Sequence[str] = ()) -> None:
+    _run(["start", *services])
+
+
+def kill(services: Sequence[str] = (), signal: str = "KILL") -> None:
+    _run(["kill", "--signal", signal, *services])
+
+
+def _ui_url(service: str) -> str | None:
+    # Published UIs answer on the host; everything else only inside the compose network.
+    name = service.replace("-", "_")
+    if name not in PUBLISHED_PORTS:
+        return None
+    scheme = "https" if name in ("prometheus", "alertmanager") else "http"
+    return f"{scheme}://127.0.0.1:{settings.port(name)}"
+
+
+def status_from_ps(lines: str) -> dict[str, Any]:
+    """``docker compose ps --format json`` (one object per line, or one array) as the status JSON."""
+    text = lines.strip()
+    entries: list[dict[str, Any]] = []
+    if text.startswith("["):
+        entries = json.loads(text)
+    elif text:
+        entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+    components: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        service = entry.get("Service") or entry.get("Name", "?")
+        components[service] = {
+            "state": entry.get("State", "unknown"),
+            "health": entry.get("Health") or ("none" if entry.get("State") == "running" else "unknown"),
+            "pid": None,
+            "url": _ui_url(service),
+        }
+    return {"components": components}
+
+
+def status() -> dict[str, Any]:
+    return status_from_ps(_run(["ps", "--all", "--format", "json"], capture=True))

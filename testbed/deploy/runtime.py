@@ -1,0 +1,83 @@
+"""Inside the compose containers: the compose ``RenderContext`` and the services' entry point.
+
+Every container built from the project's image reads the same ``stack/.env`` (``env_file``), so the
+context is rebuilt from the environment; the services run the very command and environment the
+services area declares for the native stack (``services.native.components``), bound to all interfaces
+because other containers reach them by service name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from testbed import settings
+from testbed.context import RenderContext
+from testbed.deploy.envfile import secrets_from_env
+from testbed.metrics import render as metrics_render
+from testbed.native.component import Component
+
+# Mount point of the pki/config/service-logs volumes in every container that uses them.
+COMPOSE_STATE_DIR = metrics_render.COMPOSE_STATE_DIR
+# Host of each port name (stack/ports.yaml) in the compose network, i.e. the compose service names. The
+# metrics area's map (which its committed compose renders use) is the base; "<name>-<instance>" keys
+# name one instance of a multi-instance service.
+COMPOSE_HOSTS: dict[str, str] = {
+    **metrics_render.COMPOSE_HOSTS,
+    "elasticsearch": "elasticsearch",
+    "elasticsearch_transport": "elasticsearch",
+    "postgresql": "postgres",
+    "rabbitmq": "rabbitmq",
+    "kibana": "kibana",
+    "grafana": "grafana",
+    "logstash": "logstash",
+}
+
+
+def compose_context(environ: Mapping[str, str] | None = None) -> RenderContext:
+    environ = os.environ if environ is None else environ
+    state = Path(environ.get("TESTBED_STATE_DIR", str(COMPOSE_STATE_DIR)))
+    return RenderContext(
+        mode="compose",
+        state_dir=state,
+        ports=settings.ports(),
+        secrets=secrets_from_env(dict(environ)),
+        hosts=dict(COMPOSE_HOSTS),
+    )
+
+
+def service_component(ctx: RenderContext, name: str, instance: int) -> Component:
+    """The services area's component serving port ``name``/``instance``."""
+    from services.native import components
+
+    port = ctx.port(name, instance)
+    for component in components(ctx):
+        if name in component.port_names and component.health and f":{port}" in component.health.target:
+            return component
+    for component in components(ctx):
+        if name in component.port_names and str(port) in " ".join(component.command):
+            return component
+    raise LookupError(f"services.native.components() serves no {name} instance {instance}")
+
+
+def exec_service(name: str, instance: int) -> None:
+    """Replace this process with the service instance, listening on every interface of its container."""
+    ctx = compose_context()
+    component = service_component(ctx, name, instance)
+    environment = {**os.environ, **component.environment, "SHOP_HOST": "0.0.0.0"}
+    if component.directory:
+        os.chdir(component.directory)
+    command = list(component.command)
+    os.execvpe(command[0], command, environment)
+
+
+def health_url(name: str, instance: int) -> str:
+    """The component's own health URL, pointed at this container's loopback."""
+    ctx = compose_context()
+    component = service_component(ctx, name, instance)
+    if component.health is None or component.health.kind not in ("http", "https"):
+        return f"http://127.0.0.1:{ctx.port(name, instance)}/healthz"
+    target = urlsplit(component.health.target)
+    return target._replace(netloc=f"127.0.0.1:{ctx.port(name, instance)}").geturl()

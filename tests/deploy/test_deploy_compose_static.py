@@ -1,0 +1,130 @@
+"""stack/compose.yaml checked without a Docker engine: schema, invariants, variables, image build."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed import settings
+from testbed.deploy import validate
+from testbed.deploy.compose import COMPOSE_FILE, ComposeUnavailable, compose_args, compose_cli
+from testbed.deploy.envfile import render_env, write_env
+from testbed.deploy.runtime import COMPOSE_HOSTS
+
+DOCKERFILE = settings.STACK_DIR / "docker" / "services.Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    return render_env()
+
+
+@pytest.fixture(scope="module")
+def model(env: dict[str, str]) -> dict[str, Any]:
+    return validate.load_compose(env)
+
+
+def test_compose_file_matches_the_compose_spec_schema(model: dict[str, Any]) -> None:
+    assert validate.schema_errors(model, "compose-spec") == []
+
+
+def test_schema_check_catches_a_typo(model: dict[str, Any]) -> None:
+    broken = {
+        **model,
+        "services": {**model["services"], "kibana": {**model["services"]["kibana"], "heathcheck": {}}},
+    }
+    assert any("heathcheck" in error for error in validate.schema_errors(broken, "compose-spec"))
+
+
+def test_project_invariants_hold(model: dict[str, Any]) -> None:
+    assert validate.invariant_violations(model, settings.versions()["images"]) == []
+
+
+def test_invariants_catch_latest_tags_open_ports_and_missing_healthchecks(model: dict[str, Any]) -> None:
+    kibana = {key: value for key, value in model["services"]["kibana"].items() if key != "healthcheck"}
+    kibana["image"] = "docker.elastic.co/kibana/kibana:latest"
+    kibana["ports"] = ["0.0.0.0:5601:5601", "5601"]
+    problems = validate.invariant_violations(
+        {**model, "services": {**model["services"], "kibana": kibana}}, settings.versions()["images"]
+    )
+    assert any("not pinned" in p for p in problems)
+    assert sum("127.0.0.1" in p for p in problems) == 2
+    assert any("without a healthcheck" in p for p in problems)
+
+
+def test_every_variable_is_defined_by_testbed_init(env: dict[str, str]) -> None:
+    used = validate.referenced_variables(validate.load_compose_raw())
+    assert used - set(env) == set(), "add them to testbed/deploy/envfile.py:render_env"
+
+
+def test_every_required_variable_fails_loudly_when_missing(env: dict[str, str]) -> None:
+    with pytest.raises(validate.InterpolationError, match="testbed init"):
+        validate.load_compose({k: v for k, v in env.items() if k != "ELASTIC_PASSWORD"})
+
+
+def test_no_secret_is_written_into_the_compose_file(env: dict[str, str]) -> None:
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"(?i)(password|token|cookie|key)\s*:\s*[\"']?[A-Za-z0-9_\-]{12,}", text)
+
+
+def test_every_compose_host_is_a_compose_service(model: dict[str, Any]) -> None:
+    services = set(model["services"])
+    assert {host for host in COMPOSE_HOSTS.values()} - services == set()
+
+
+def test_every_declared_service_instance_has_a_container(model: dict[str, Any]) -> None:
+    for name in ("gateway", "inventory", "orders", "payments", "alert_sink"):
+        for instance in range(len(settings.ports()[name])):
+            host = COMPOSE_HOSTS.get(f"{name}-{instance}", COMPOSE_HOSTS[name])
+            command = model["services"][host]["command"]
+            assert command[-2:] == [name, str(instance)], host
+
+
+def test_only_ui_services_join_the_outside_network(model: dict[str, Any]) -> None:
+    assert model["networks"]["backend"]["internal"] is True
+    published = {name for name, service in model["services"].items() if service.get("ports")}
+    outside = {
+        name for name, service in model["services"].items() if "frontend" in service.get("networks", [])
+    }
+    assert published == outside == {"kibana", "grafana", "prometheus", "alertmanager"}
+
+
+def test_services_image_is_multi_stage_non_root_and_uv_locked() -> None:
+    text = DOCKERFILE.read_text()
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) >= 3
+    assert "uv sync --frozen --no-dev" in text
+    users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
+    assert users and not users[-1].startswith(("root", "0")), "the runtime stage must drop root"
+    ignore = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore").read_text()
+    assert "stack/.env" in ignore
+
+
+def test_env_file_is_gitignored() -> None:
+    result = subprocess.run(["git", "check-ignore", "-q", "stack/.env"], cwd=settings.REPO_ROOT, check=False)
+    assert result.returncode == 0, "stack/.env must be gitignored"
+
+
+def _compose_cli_or_skip() -> tuple[str, ...]:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI here: `docker compose config` not run")
+    try:
+        return compose_cli()
+    except ComposeUnavailable as exc:
+        pytest.skip(f"`docker compose config` not run: {exc}")
+
+
+def test_docker_compose_config_parses_the_file(tmp_path: Path) -> None:
+    cli = _compose_cli_or_skip()
+    env_file = write_env(tmp_path / ".env")
+    result = subprocess.run(
+        [*cli, *compose_args("--env-file", str(env_file), "--profile", "setup", "config", "--quiet")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,41 @@
+"""Without a Docker engine or a registry, the deploy commands say so in one line and exit non-zero."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.deploy.compose import engine_problem, status_from_ps
+
+TESTBED = Path(sys.executable).parent / "testbed"
+
+
+def _testbed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(engine_problem() is None, reason="a Docker engine is reachable here")
+def test_compose_up_without_engine_fails_with_one_line() -> None:
+    result = _testbed("compose", "up")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Docker engine" in lines[0], result.stderr
+
+
+def test_compose_status_json_shape_from_ps_output() -> None:
+    ps = (
+        '{"Service":"kibana","State":"running","Health":"healthy"}\n'
+        '{"Service":"prepare","State":"exited","Health":""}\n'
+    )
+    components = status_from_ps(ps)["components"]
+    assert components["kibana"] == {
+        "state": "running",
+        "health": "healthy",
+        "pid": None,
+        "url": components["kibana"]["url"],
+    }
+    assert components["kibana"]["url"].startswith("http://127.0.0.1:")
+    assert components["prepare"]["url"] is None
