@@ -91,11 +91,13 @@ class RsyslogCollector(Collector):
                 if key in stats:
                     family.add_metric([action.removeprefix("action-")], float(str(stats[key])))
             yield family
-        queue_families: list[CounterMetricFamily | GaugeMetricFamily] = []
-        for key, (name, help_text) in QUEUE_GAUGES.items():
-            queue_families.append(GaugeMetricFamily(name, help_text, labels=["queue"]))
-        for key, (name, help_text) in QUEUE_COUNTERS.items():
-            queue_families.append(CounterMetricFamily(name, help_text, labels=["queue"]))
+        queue_families: list[CounterMetricFamily | GaugeMetricFamily] = [
+            GaugeMetricFamily(name, help_text, labels=["queue"]) for name, help_text in QUEUE_GAUGES.values()
+        ]
+        queue_families += [
+            CounterMetricFamily(name, help_text, labels=["queue"])
+            for name, help_text in QUEUE_COUNTERS.values()
+        ]
         keys = list(QUEUE_GAUGES) + list(QUEUE_COUNTERS)
         for queue, stats in self._objects("core.queue"):
             for key, family in zip(keys, queue_families, strict=True):
