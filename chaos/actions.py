@@ -105,30 +105,29 @@ def set_fault(
     error_rate: float = 0.0,
     latency_ms: int = 0,
     blackhole: list[str] | None = None,
-    expires_s: int = 300,
+    ttl_s: int = 300,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Switch a service's fault flags through its token-protected admin endpoint (flags expire)."""
-    access = StackAccess.current()
-    url = access.service_url(service, instance) + FAULT_ADMIN_PATH
-    body = {
-        "error_rate": error_rate,
-        "latency_ms": latency_ms,
-        "blackhole": blackhole or [],
-        "expires_s": expires_s,
-    }
-    try:
-        response = httpx.put(url, json=body, headers=access.fault_admin_headers(), timeout=10.0)
-    except httpx.HTTPError as exc:
-        raise ActivityFailed(f"{service}: fault admin endpoint unreachable at {url}: {exc}") from exc
-    if response.status_code >= 400:
-        raise ActivityFailed(f"PUT {url}: HTTP {response.status_code} {response.text[:200]}")
-    return response.json() if response.content else {}
+    """Switch a service's fault flags through its token-protected admin endpoint (they expire after ttl_s)."""
+    body = {"error_rate": error_rate, "latency_ms": latency_ms, "blackhole": blackhole or [], "ttl_s": ttl_s}
+    return _fault_admin("PUT", service, instance, body)
 
 
 def clear_fault(
     service: str, instance: int = 0, configuration: Configuration = None, secrets: Secrets = None
 ) -> dict[str, Any]:
     """Remove every fault flag of a service instance."""
-    return set_fault(service, instance, configuration=configuration, secrets=secrets)
+    return _fault_admin("DELETE", service, instance, None)
+
+
+def _fault_admin(method: str, service: str, instance: int, body: dict[str, Any] | None) -> dict[str, Any]:
+    access = StackAccess.current()
+    url = access.service_url(service, instance) + FAULT_ADMIN_PATH
+    try:
+        response = httpx.request(method, url, json=body, headers=access.fault_admin_headers(), timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise ActivityFailed(f"{service}: fault admin endpoint unreachable at {url}: {exc}") from exc
+    if response.status_code >= 400:
+        raise ActivityFailed(f"{method} {url}: HTTP {response.status_code} {response.text[:200]}")
+    return response.json() if response.content else {}

@@ -45,6 +45,16 @@ class LoadProfile(_Strict):
     spike_at_s: Annotated[int, Field(ge=0)] | None = None
     spike_duration_s: Annotated[int, Field(gt=0)] | None = None
 
+    def users_at(self, elapsed_s: float) -> int:
+        """Users the shape wants ``elapsed_s`` seconds into the run (load/shapes.py drives Locust with it)."""
+        if self.shape is LoadShape.RAMP:
+            return max(1, min(self.users, round(self.users * elapsed_s / self.duration_s)))
+        if self.shape is LoadShape.SPIKE and self.spike_users is not None:
+            start = self.spike_at_s or 0
+            if start <= elapsed_s < start + (self.spike_duration_s or 0):
+                return self.spike_users
+        return self.users
+
     @model_validator(mode="after")
     def _spike_is_complete(self) -> LoadProfile:
         spike_fields = (self.spike_users, self.spike_at_s, self.spike_duration_s)

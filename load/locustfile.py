@@ -1,0 +1,210 @@
+"""Shop traffic for the testbed: browse, order and order-status flows against the gateway.
+
+Every request carries a unique ``X-Request-ID`` (``<run id>-<n>``) and a W3C ``traceparent`` so the
+verifier can find its access log; each request sent is recorded as one JSON line in
+``$TESTBED_REQUEST_LOG_DIR/requests-<pid>.jsonl`` (one file per process, so ``--processes`` works).
+Run it through ``testbed run`` or by hand, e.g.::
+
+    TESTBED_LOAD_PROFILE='{"shape": "steady", "users": 5, "duration_s": 30}' \\
+      locust -f load/locustfile.py --headless --host http://127.0.0.1:18080
+
+SLO gates (``--slo-max-fail-ratio``, ``--slo-p95-ms``) set Locust's exit code at the end of the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from locust import FastHttpUser, between, constant_throughput, events, tag, task
+from locust.env import Environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import shapes
+
+REQUEST_LOG_DIR_ENV = "TESTBED_REQUEST_LOG_DIR"
+RUN_ID_ENV = "TESTBED_RUN_ID"
+
+PROFILE = shapes.profile_from_env()
+# Exactly one shape class in this module's namespace: Locust uses the first one it finds.
+if PROFILE is not None:
+    SelectedShape = shapes.SHAPES[PROFILE.shape]
+
+RUN_ID = os.environ.get(RUN_ID_ENV) or f"adhoc{secrets.token_hex(3)}"
+FLOW_WEIGHTS = PROFILE.flows if PROFILE else {"browse": 6, "order": 2, "status": 2}
+
+
+class RequestRecorder:
+    """Appends one JSON line per request to this process's file (opened lazily: after --processes forks)."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+        self._pid = 0
+        self._sequence = itertools.count(1)
+
+    def next_request_id(self) -> str:
+        return f"{RUN_ID}-{os.getpid()}-{next(self._sequence)}"
+
+    def write(self, sample: dict[str, Any]) -> None:
+        directory = os.environ.get(REQUEST_LOG_DIR_ENV)
+        if not directory:
+            return
+        if self._file is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            path = Path(directory) / f"requests-{self._pid}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", buffering=1)
+        self._file.write(json.dumps(sample, separators=(",", ":")) + "\n")
+
+
+RECORDER = RequestRecorder()
+
+
+def _traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+@events.request.add_listener
+def _record_request(
+    name: str,
+    response_time: float,
+    response: Any,
+    context: dict[str, Any],
+    exception: BaseException | None,
+    start_time: float,
+    **_: Any,
+) -> None:
+    request_id = context.get("request_id")
+    if request_id is None:  # a request this file did not make
+        return
+    status = getattr(response, "status_code", 0) or 0
+    RECORDER.write(
+        {
+            "id": request_id,
+            "flow": context.get("flow", ""),
+            "name": name,
+            "t": start_time,
+            "latency_ms": round(response_time, 2),
+            "ok": exception is None,
+            "status": status,
+        }
+    )
+
+
+class Shopper(FastHttpUser):
+    """A shopper: mostly browses, sometimes orders, checks on orders placed."""
+
+    wait_time = (
+        constant_throughput(PROFILE.rate / PROFILE.users) if PROFILE and PROFILE.rate else between(0.5, 2.0)
+    )
+
+    def on_start(self) -> None:
+        self.product_ids: list[str] = []
+        self.order_ids: list[str] = []
+
+    def _request(self, flow: str, method: str, path: str, name: str, **kwargs: Any) -> Any:
+        request_id = RECORDER.next_request_id()
+        headers = {"X-Request-ID": request_id, "traceparent": _traceparent(), "User-Agent": "testbed-locust"}
+        return self.client.request(
+            method,
+            path,
+            name=name,
+            headers=headers,
+            catch_response=True,
+            context={"request_id": request_id, "flow": flow},
+            **kwargs,
+        )
+
+    @tag("browse")
+    @task(FLOW_WEIGHTS.get("browse", 0))
+    def browse(self) -> None:
+        with self._request("browse", "GET", "/products", "/products") as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            products = _items(response)
+            if not products:
+                response.failure("no products listed")
+                return
+            self.product_ids = [str(p.get("id") or p.get("sku")) for p in products]
+
+    @tag("order")
+    @task(FLOW_WEIGHTS.get("order", 0))
+    def order(self) -> None:
+        if not self.product_ids:
+            self.browse()
+            return
+        body = {"items": [{"product_id": random.choice(self.product_ids), "quantity": random.randint(1, 3)}]}
+        with self._request("order", "POST", "/orders", "/orders", json=body) as response:
+            if response.status_code not in (200, 201, 202):
+                response.failure(f"HTTP {response.status_code}")
+                return
+            order_id = _field(response, "id") or _field(response, "order_id")
+            if not order_id:
+                response.failure("order accepted without an id")
+                return
+            self.order_ids = [*self.order_ids[-19:], str(order_id)]
+
+    @tag("status")
+    @task(FLOW_WEIGHTS.get("status", 0))
+    def status(self) -> None:
+        if not self.order_ids:
+            self.order()
+            return
+        order_id = random.choice(self.order_ids)
+        with self._request("status", "GET", f"/orders/{order_id}", "/orders/{id}") as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+            elif not _field(response, "status"):
+                response.failure("order without a status")
+
+
+def _items(response: Any) -> list[dict[str, Any]]:
+    try:
+        payload = response.json()
+    except ValueError:
+        return []
+    items = payload.get("items", payload.get("products", [])) if isinstance(payload, dict) else payload
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _field(response: Any, key: str) -> Any:
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    return payload.get(key) if isinstance(payload, dict) else None
+
+
+# --- SLO gates: the exit code says whether the load itself met its promises -------------------------
+
+
+@events.init_command_line_parser.add_listener
+def _slo_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--slo-max-fail-ratio", type=float, default=None, help="Exit 1 above this failure ratio"
+    )
+    parser.add_argument("--slo-p95-ms", type=float, default=None, help="Exit 1 when p95 exceeds this (ms)")
+
+
+@events.quitting.add_listener
+def _slo_gate(environment: Environment, **_: Any) -> None:
+    options = environment.parsed_options
+    total = environment.stats.total
+    breaches = []
+    max_fail = getattr(options, "slo_max_fail_ratio", None)
+    if max_fail is not None and total.fail_ratio > max_fail:
+        breaches.append(f"failure ratio {total.fail_ratio:.4f} > {max_fail}")
+    p95_limit = getattr(options, "slo_p95_ms", None)
+    if p95_limit is not None and total.num_requests and total.get_response_time_percentile(0.95) > p95_limit:
+        breaches.append(f"p95 {total.get_response_time_percentile(0.95):.0f} ms > {p95_limit} ms")
+    if breaches:
+        print(f"SLO gate failed at {time.strftime('%H:%M:%S')}: {'; '.join(breaches)}", file=sys.stderr)
+        environment.process_exit_code = 1
