@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from testbed.deploy.cli import dispatch
 from testbed.native import control, setup
 from testbed.native.control import NativeStack, Phase, StackError
 
@@ -119,13 +120,21 @@ def setup_command() -> None:
     console.print("[green]set-up complete[/]")
 
 
-def up_command() -> None:
+# `--backend compose` hands the command to testbed/deploy (docker compose -f stack/compose.yaml).
+Backend = Annotated[str, typer.Option("--backend", help="native (supervisord) or compose (Docker).")]
+
+
+def up_command(backend: Backend = "native") -> None:
     """Bring the whole stack up, in dependency order, each component gated on its health check."""
+    if dispatch(backend, "up", []):
+        return
     run_up(_stack())
 
 
-def down_command() -> None:
+def down_command(backend: Backend = "native") -> None:
     """Stop every component and supervisord; verify no process of the stack is left."""
+    if dispatch(backend, "down", False):
+        return
     try:
         _stack().down()
     except StackError as exc:
@@ -135,8 +144,11 @@ def down_command() -> None:
 
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Stable JSON for scripts.")] = False,
+    backend: Backend = "native",
 ) -> None:
     """State, health, pid and URL of every component."""
+    if dispatch(backend, "status", as_json):
+        return
     statuses = _stack().status()
     if as_json:
         payload = {"components": {name: item.as_json() for name, item in statuses.items()}}
@@ -165,18 +177,24 @@ def _one(action: str, name: str) -> None:
 ComponentName = Annotated[str, typer.Argument(help="Component name, as in `testbed status`.")]
 
 
-def start_command(name: ComponentName) -> None:
+def start_command(name: ComponentName, backend: Backend = "native") -> None:
     """Start one component and wait until it is healthy."""
+    if dispatch(backend, "start", [name]):
+        return
     _one("start", name)
 
 
-def stop_command(name: ComponentName) -> None:
+def stop_command(name: ComponentName, backend: Backend = "native") -> None:
     """Stop one component (SIGTERM, then SIGKILL after its grace period)."""
+    if dispatch(backend, "stop", [name]):
+        return
     _one("stop", name)
 
 
-def kill_command(name: ComponentName) -> None:
+def kill_command(name: ComponentName, backend: Backend = "native") -> None:
     """SIGKILL one component's processes, as a crash would (for chaos experiments)."""
+    if dispatch(backend, "kill", [name]):
+        return
     _one("kill", name)
 
 

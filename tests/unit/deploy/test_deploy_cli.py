@@ -18,8 +18,11 @@ def _testbed(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(engine_problem() is None, reason="a Docker engine is reachable here")
-def test_compose_up_without_engine_fails_with_one_line() -> None:
-    result = _testbed("compose", "up")
+@pytest.mark.parametrize(
+    "command", [("compose", "up"), ("up", "--backend", "compose"), ("status", "--backend", "compose")]
+)
+def test_compose_without_engine_fails_with_one_line(command: tuple[str, ...]) -> None:
+    result = _testbed(*command)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Docker engine" in lines[0], result.stderr
@@ -39,3 +42,9 @@ def test_compose_status_json_shape_from_ps_output() -> None:
     }
     assert components["kibana"]["url"].startswith("http://127.0.0.1:")
     assert components["prepare"]["url"] is None
+
+
+def test_unknown_backend_is_refused_with_the_choices() -> None:
+    result = _testbed("up", "--backend", "kubernetes")
+    assert result.returncode == 2
+    assert "choose one of native, compose" in result.stderr
