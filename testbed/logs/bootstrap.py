@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from elasticsearch import ApiError, AuthenticationException, Elasticsearch
 
 from testbed.context import RenderContext
 from testbed.logs import clients, layout, security
+from testbed.native import configs
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +83,14 @@ def apply(ctx: RenderContext) -> None:
         apply_snapshot_repository(es, ctx)
     if ctx.mode == "native":
         wait_for_file_realm(ctx)
+
+
+def es_config_dir(ctx: RenderContext) -> Path:
+    """Elasticsearch's config directory natively (``ES_PATH_CONF``)."""
+    return ctx.config_dir / "elasticsearch"
+
+
+def render_elasticsearch(ctx: RenderContext) -> None:
+    """The native Elasticsearch component's ``render`` hook: the native area's config, then our file realm."""
+    configs.render_elasticsearch(ctx)
+    security.write_file_realm(ctx, es_config_dir(ctx))

@@ -15,6 +15,7 @@ import jinja2
 
 from testbed.context import RenderContext
 from testbed.logs import layout
+from testbed.native.configs import rsyslog_pidfile
 from testbed.settings import STACK_DIR
 
 TEMPLATE_DIR = STACK_DIR / "rsyslog"
@@ -90,7 +91,8 @@ def config_text(ctx: RenderContext) -> str:
 def render(ctx: RenderContext) -> None:
     """Write rsyslog.conf (0600: it holds the writer's password) and create its directories."""
     paths = RsyslogPaths.of(ctx)
-    for directory in (paths.config.parent, paths.work_dir, paths.rejected_file.parent, ctx.services_log_dir):
+    directories = (paths.config.parent, paths.work_dir, paths.rejected_file.parent, ctx.services_log_dir)
+    for directory in (*directories, rsyslog_pidfile(ctx).parent):
         directory.mkdir(parents=True, exist_ok=True)
     for source in layout.shipping().sources:
         (ctx.log_dir / source.glob).parent.mkdir(parents=True, exist_ok=True)

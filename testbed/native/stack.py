@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from services import native as services_native
 from testbed.context import RenderContext
+from testbed.logs import bootstrap as logs_bootstrap
+from testbed.logs import rsyslog as logs_rsyslog
 from testbed.native import configs, setup
 from testbed.native.component import Component, HealthCheck
 
@@ -33,7 +35,8 @@ def elasticsearch(ctx: RenderContext) -> Component:
         directory=str(setup.elasticsearch_home()),
         stop_wait_s=60,
         url=_url(ctx, "elasticsearch", "https"),
-        render=configs.render_elasticsearch,
+        render=logs_bootstrap.render_elasticsearch,  # + the logs file realm (users, roles)
+        post_start=logs_bootstrap.apply,  # index templates, archive repository
     )
 
 
@@ -216,7 +219,7 @@ def rsyslog(ctx: RenderContext) -> Component:
         ],
         health=HealthCheck("command", f"test -s {pidfile}", timeout_s=30),
         depends_on=("elasticsearch",),  # it ships to Elasticsearch
-        render=configs.render_rsyslog,
+        render=logs_rsyslog.render,
     )
 
 
