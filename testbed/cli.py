@@ -22,7 +22,9 @@ def version() -> None:
 
 # Each area registers its commands here (one line each).
 from testbed.deploy.cli import register as _register_deploy  # noqa: E402
+from testbed.metrics.cli import register as _register_metrics  # noqa: E402
 from testbed.native.cli import register as _register_native  # noqa: E402
 
 _register_native(app)
 _register_deploy(app)
+_register_metrics(app)

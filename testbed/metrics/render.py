@@ -2,7 +2,7 @@
 
 Native (``render_native`` or the per-component hooks the native stack calls): prometheus.yml, web.yml,
 the rule files and 0600 password files under ``<state>/config/prometheus``; alertmanager.yml and web.yml
-under ``<state>/config/alertmanager``; blackbox.yml under ``<state>/config/blackbox``.
+under ``<state>/config/alertmanager``; blackbox.yml under ``<state>/config/blackbox_exporter``.
 
 Compose (``render_compose``): the same prometheus.yml/alertmanager.yml rendered with compose hosts into
 ``stack/prometheus/compose/`` and ``stack/alertmanager/compose/``, committed and mounted by
@@ -106,7 +106,7 @@ def render_blackbox(ctx: RenderContext) -> None:
 
 
 def blackbox_config_file(ctx: RenderContext) -> Path:
-    return ctx.config_dir / "blackbox" / "blackbox.yml"
+    return ctx.config_dir / "blackbox_exporter" / "blackbox.yml"
 
 
 def render_native(ctx: RenderContext) -> None:

@@ -161,9 +161,17 @@ def render_prometheus_yml(ctx: RenderContext, policy: Policy | None = None) -> s
     return GENERATED_HEADER + yaml.safe_dump(prometheus_config(ctx, policy), sort_keys=False)
 
 
-def prometheus_flags(ctx: RenderContext, policy: Policy | None = None) -> list[str]:
-    """Command-line flags (retention lives here: 2.42 has no config-file setting for it)."""
+def retention_flags(policy: Policy | None = None) -> list[str]:
+    """TSDB retention from the policy: flags, because Prometheus 2.42 has no config-file setting for it."""
     policy = policy or load_policy()
+    return [
+        f"--storage.tsdb.retention.time={policy.retention.time}",
+        f"--storage.tsdb.retention.size={policy.retention.size}",
+    ]
+
+
+def prometheus_flags(ctx: RenderContext, policy: Policy | None = None) -> list[str]:
+    """Prometheus' command line for this context (compose uses it; natively stack.py adds retention_flags)."""
     config = prometheus_dir(ctx)
     # Natively loopback only (the admin API is on); in compose the container network, published on loopback.
     bind = "127.0.0.1" if ctx.mode == "native" else "0.0.0.0"
@@ -173,8 +181,7 @@ def prometheus_flags(ctx: RenderContext, policy: Policy | None = None) -> list[s
         f"--web.config.file={config / 'web.yml'}",
         f"--web.listen-address={listen}",
         f"--storage.tsdb.path={ctx.data_dir / 'prometheus'}",
-        f"--storage.tsdb.retention.time={policy.retention.time}",
-        f"--storage.tsdb.retention.size={policy.retention.size}",
+        *retention_flags(policy),
         # The admin API (TSDB snapshots for `testbed archive metrics`) sits behind TLS + basic auth.
         "--web.enable-admin-api",
         "--web.enable-lifecycle",

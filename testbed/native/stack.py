@@ -10,6 +10,8 @@ from services import native as services_native
 from testbed.context import RenderContext
 from testbed.logs import bootstrap as logs_bootstrap
 from testbed.logs import rsyslog as logs_rsyslog
+from testbed.metrics import render as metrics_render
+from testbed.metrics.scrape import retention_flags
 from testbed.native import configs, setup
 from testbed.native.component import Component, HealthCheck
 
@@ -53,6 +55,7 @@ def prometheus(ctx: RenderContext) -> Component:
             f"--web.external-url={_url(ctx, 'prometheus', 'https')}",
             "--web.enable-admin-api",
             "--web.enable-lifecycle",
+            *retention_flags(),
         ],
         port_names=("prometheus",),
         health=HealthCheck(
@@ -61,7 +64,7 @@ def prometheus(ctx: RenderContext) -> Component:
             auth=("testbed", ctx.secrets.prometheus_password),
         ),
         url=_url(ctx, "prometheus", "https"),
-        render=configs.render_prometheus,
+        render=metrics_render.render_prometheus,
     )
 
 
@@ -85,7 +88,7 @@ def alertmanager(ctx: RenderContext) -> Component:
             auth=("testbed", ctx.secrets.alertmanager_password),
         ),
         url=_url(ctx, "alertmanager", "https"),
-        render=configs.render_alertmanager,
+        render=metrics_render.render_alertmanager,
     )
 
 
@@ -131,6 +134,7 @@ def elasticsearch_exporter(ctx: RenderContext) -> Component:
             f"--web.listen-address={ctx.address('elasticsearch_exporter')}",
             f"--es.uri={es_uri}",
             f"--es.ca={ctx.ca_cert}",
+            "--es.indices",  # per-index doc counts: the log-pipeline-stalled alert reads them
         ],
         port_names=("elasticsearch_exporter",),
         health=HealthCheck("http", _url(ctx, "elasticsearch_exporter", path="/metrics")),
@@ -150,7 +154,7 @@ def blackbox_exporter(ctx: RenderContext) -> Component:
         port_names=("blackbox_exporter",),
         health=HealthCheck("http", _url(ctx, "blackbox_exporter", path="/metrics")),
         url=_url(ctx, "blackbox_exporter"),
-        render=configs.render_blackbox,
+        render=metrics_render.render_blackbox,
     )
 
 

@@ -1,0 +1,67 @@
+"""Metrics commands: ``testbed metrics render`` and ``testbed archive metrics``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from testbed.context import RenderContext
+
+metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus, rules, Alertmanager, dashboards.")
+
+
+@metrics_app.callback()
+def metrics_main() -> None:
+    """Prometheus, rules, Alertmanager, dashboards."""
+
+
+@metrics_app.command("render")
+def render_command() -> None:
+    """Regenerate the committed files: rules, compose configs and Grafana dashboards."""
+    from testbed.metrics.render import render_compose
+
+    for path in render_compose():
+        typer.echo(f"wrote {path}")
+    try:
+        from testbed.metrics.dashboards import write_dashboards
+    except ImportError:  # dashboards are optional until grafana-foundation-sdk is installed
+        return
+    for path in write_dashboards():
+        typer.echo(f"wrote {path}")
+
+
+def archive_metrics_command(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also pack the snapshot into this .tar.gz")
+    ] = None,
+) -> None:
+    """Snapshot Prometheus' TSDB through the admin API (TLS + basic auth)."""
+    from testbed.metrics.archive import ArchiveError, archive
+
+    try:
+        produced = archive(RenderContext.native(), output)
+    except ArchiveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(str(produced))
+
+
+def archive_group(app: typer.Typer) -> typer.Typer:
+    """The shared ``testbed archive`` group (other areas add their own `archive <what>` to it)."""
+    for group in app.registered_groups:
+        if group.name == "archive" and group.typer_instance is not None:
+            return group.typer_instance
+    archive = typer.Typer(no_args_is_help=True, help="Archive the stack's data (snapshots).")
+    app.add_typer(archive, name="archive")
+    return archive
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(metrics_app, name="metrics")
+    archive_group(app).command("metrics")(archive_metrics_command)
+
+
+if __name__ == "__main__":
+    metrics_app()

@@ -1,0 +1,40 @@
+"""Talk to the stack's Prometheus and Alertmanager over TLS (stack CA) with basic auth."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+
+from testbed.context import RenderContext
+from testbed.metrics.scrape import STACK_USER
+
+
+def _tls(ctx: RenderContext) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ctx.ca_cert))
+
+
+def prometheus_url(ctx: RenderContext) -> str:
+    return f"https://{ctx.address('prometheus')}"
+
+
+def alertmanager_url(ctx: RenderContext) -> str:
+    return f"https://{ctx.address('alertmanager')}"
+
+
+def prometheus_client(ctx: RenderContext, timeout_s: float = 30.0) -> httpx.Client:
+    return httpx.Client(
+        base_url=prometheus_url(ctx),
+        verify=_tls(ctx),
+        auth=(STACK_USER, ctx.secrets.prometheus_password),
+        timeout=timeout_s,
+    )
+
+
+def alertmanager_client(ctx: RenderContext, timeout_s: float = 30.0) -> httpx.Client:
+    return httpx.Client(
+        base_url=alertmanager_url(ctx),
+        verify=_tls(ctx),
+        auth=(STACK_USER, ctx.secrets.alertmanager_password),
+        timeout=timeout_s,
+    )
