@@ -75,18 +75,16 @@ def start_component(name: str, configuration: Configuration = None, secrets: Sec
 
 
 def kill_component(
-    name: str, keep_down: bool = False, configuration: Configuration = None, secrets: Secrets = None
+    name: str, keep_down: bool = True, configuration: Configuration = None, secrets: Secrets = None
 ) -> str:
-    """SIGKILL a component. The supervisor restarts it unless ``keep_down`` (then start it in a rollback)."""
+    """SIGKILL a component, as a crash would; it stays down unless ``keep_down`` is false (then restarted)."""
     if backend_from(configuration) == "compose":
         _compose(["kill", "-s", "SIGKILL", name])
-        if not keep_down:
-            _compose(["start", name])
     else:
         _native("kill", name)
-        if keep_down:
-            _native("stop", name)
-    return f"killed {name}" + (" (kept down)" if keep_down else "")
+    if not keep_down:
+        start_component(name, configuration)
+    return f"killed {name}" + ("" if keep_down else " and started it again")
 
 
 def restart_component(

@@ -141,7 +141,7 @@ def component_healthy(
 
 
 def gateway_success_ratio(
-    path: str = "/products", requests: int = 10, configuration: Configuration = None, secrets: Secrets = None
+    path: str = "/catalog", requests: int = 10, configuration: Configuration = None, secrets: Secrets = None
 ) -> float:
     """Share of ``requests`` probe GETs to the gateway answered below 500 (deterministic probe traffic)."""
     url = StackAccess.current().service_url("gateway") + path

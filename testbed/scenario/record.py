@@ -30,6 +30,7 @@ class AlertEvent(BaseModel):
     name: str
     state: Literal["firing", "resolved"]
     at: float  # when the sink received it
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class RunRecord(BaseModel):

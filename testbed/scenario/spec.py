@@ -111,6 +111,8 @@ class LogAssertion(_Strict):
 
 class ExpectedAlert(_Strict):
     name: Annotated[str, Field(min_length=1)]
+    # Only notifications carrying these labels count (e.g. {job: inventory} for TargetDown).
+    labels: dict[str, str] = Field(default_factory=dict)
     max_time_to_fire_s: Annotated[float, Field(gt=0)]  # from the fault's start
     max_time_to_resolve_s: Annotated[float, Field(gt=0)] | None = None  # from the fault's end
 

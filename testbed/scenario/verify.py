@@ -170,7 +170,10 @@ def check_logs(record: RunRecord, assertion: LogAssertion) -> list[AssertionResu
 
 
 def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[AssertionResult]:
-    fire_name = f"alert {alert.name} fires within {alert.max_time_to_fire_s:g} s"
+    shown = alert.name + (
+        f"{{{', '.join(f'{k}={v}' for k, v in alert.labels.items())}}}" if alert.labels else ""
+    )
+    fire_name = f"alert {shown} fires within {alert.max_time_to_fire_s:g} s"
     if record.fault_window is None:
         return [
             AssertionResult(
@@ -183,7 +186,10 @@ def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[Assert
             )
         ]
     fault_start, fault_end = record.fault_window
-    events = sorted((e for e in record.alerts if e.name == alert.name), key=lambda e: e.at)
+    events = sorted(
+        (e for e in record.alerts if e.name == alert.name and alert.labels.items() <= e.labels.items()),
+        key=lambda e: e.at,
+    )
     firing = next((e for e in events if e.state == "firing" and e.at >= record.started_at), None)
     if firing is None:
         return [
@@ -210,7 +216,7 @@ def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[Assert
         )
     ]
     if alert.max_time_to_resolve_s is not None:
-        resolve_name = f"alert {alert.name} resolves within {alert.max_time_to_resolve_s:g} s"
+        resolve_name = f"alert {shown} resolves within {alert.max_time_to_resolve_s:g} s"
         resolved = next((e for e in events if e.state == "resolved" and e.at > firing.at), None)
         if resolved is None:
             results.append(

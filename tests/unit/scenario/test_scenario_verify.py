@@ -10,6 +10,7 @@ from testbed.scenario.verify import all_passed, percentile, verify
 
 T0 = 1_800_000_000.0
 FAULT = (T0 + 20, T0 + 50)
+INVENTORY = {"job": "inventory", "severity": "critical"}
 
 SPEC = """\
 name: recorded
@@ -24,7 +25,7 @@ assertions:
     - {percentile: 95, max_ms: 300, window: outside_fault}
   logs: {min_completeness: 1.0, max_lag_s: 20}
   alerts_expected:
-    - {name: TargetDown, max_time_to_fire_s: 30, max_time_to_resolve_s: 40}
+    - {name: TargetDown, labels: {job: inventory}, max_time_to_fire_s: 30, max_time_to_resolve_s: 40}
   alerts_forbidden: [HighLatency]
   cross_signal: {tolerance: 0.02}
 """
@@ -65,8 +66,8 @@ def _healthy_run() -> RunRecord:
         prometheus_request_count=401.0,
         es_access_log_count=400,
         alerts=[
-            AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 18),
-            AlertEvent(name="TargetDown", state="resolved", at=FAULT[1] + 25),
+            AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 18, labels=INVENTORY),
+            AlertEvent(name="TargetDown", state="resolved", at=FAULT[1] + 25, labels=INVENTORY),
         ],
     )
 
@@ -109,16 +110,24 @@ def test_missing_alert_fails(scenario: Scenario) -> None:
 
 def test_late_alert_and_no_resolve_fail(scenario: Scenario) -> None:
     record = _healthy_run()
-    record.alerts = [AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 45)]
+    record.alerts = [AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 45, labels=INVENTORY)]
     observed = sorted(f.observed for f in _failed(verify(scenario, record), "alert"))
     assert observed == ["45.0 s", "never resolved"]
 
 
 def test_alert_before_the_fault_fails(scenario: Scenario) -> None:
     record = _healthy_run()
-    record.alerts.insert(0, AlertEvent(name="TargetDown", state="firing", at=T0 + 5))
+    record.alerts.insert(0, AlertEvent(name="TargetDown", state="firing", at=T0 + 5, labels=INVENTORY))
     [failure] = _failed(verify(scenario, record), "alert")
     assert failure.detail == "fired before the fault started"
+
+
+def test_alert_with_other_labels_does_not_count(scenario: Scenario) -> None:
+    record = _healthy_run()
+    for event in record.alerts:
+        event.labels = {"job": "payments"}
+    failures = _failed(verify(scenario, record), "alert")
+    assert [f.observed for f in failures] == ["never fired"]
 
 
 def test_one_lost_log_fails(scenario: Scenario) -> None:
