@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import socket
 import time
@@ -187,11 +188,11 @@ class NativeStack:
             raise StackError(str(exc)) from None
         if setup.is_root():
             try:
-                import pwd
-
                 pwd.getpwnam(setup.STACK_USER)
             except KeyError:
                 raise StackError(f"no user {setup.STACK_USER!r}: run `testbed setup`") from None
+            if not setup.python_reachable():
+                raise StackError(f"the {setup.STACK_USER} user cannot reach this Python: run `testbed setup`")
         for component in self.components:
             executable = component.command[0]
             if executable.startswith("/") and not os.access(executable, os.X_OK):
@@ -202,8 +203,6 @@ class NativeStack:
         keep = {sv.supervisor_dir(self.ctx), self.ctx.pki_dir / "ca.key", self.ctx.state_dir / "secrets.json"}
         if setup.stack_user() is None:
             return
-        import pwd
-
         entry = pwd.getpwnam(setup.STACK_USER)
         os.chown(self.ctx.state_dir, entry.pw_uid, entry.pw_gid)
         for root, dirs, files in os.walk(self.ctx.state_dir):

@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -97,6 +98,31 @@ def chown_to_stack_user(*paths: Path) -> None:
         for root, dirs, files in os.walk(top):
             for name in dirs + files:
                 os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def _blocked_ancestors(path: Path) -> list[Path]:
+    """Directories above ``path`` that other users cannot traverse."""
+    return [parent for parent in path.parents if not parent.stat().st_mode & 0o001]
+
+
+def ensure_python_reachable(progress: Progress = _quiet) -> None:
+    """Let the stack user run this project's Python (the services run with it as that user).
+
+    pyenv and uv keep interpreters under root's home, which is 0700: grant traverse (o+x, not read)
+    on each blocking directory above the interpreter and the work tree.
+    """
+    if not is_root():
+        return
+
+    for target in (Path(sys.executable).resolve(), settings.REPO_ROOT):
+        for directory in _blocked_ancestors(target):
+            directory.chmod(directory.stat().st_mode | 0o001)
+            progress(f"{directory}: traverse (o+x) granted so that the {STACK_USER} user reaches {target}")
+
+
+def python_reachable() -> bool:
+
+    return not any(_blocked_ancestors(p) for p in (Path(sys.executable).resolve(), settings.REPO_ROOT))
 
 
 # --- Debian packages ----------------------------------------------------------------------------
@@ -328,6 +354,7 @@ def run_setup(progress: Progress = _quiet) -> None:
     """Every step, in order; each is a no-op when already done."""
     install_packages(progress)
     ensure_stack_user(progress)
+    ensure_python_reachable(progress)
     home = java_home()
     progress(f"Java: {home}")
     es_home = install_elasticsearch(progress)

@@ -134,12 +134,13 @@ class SupervisorClient:
 
     def __init__(self, ctx: RenderContext) -> None:
         self.ctx = ctx
-        transport = SupervisorTransport(None, None, f"unix://{socket_path(ctx)}")
-        self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport, allow_none=True)
 
     @property
     def rpc(self) -> Any:
-        return self._proxy.supervisor
+        # A fresh connection per call: after a failed request the transport cannot be reused.
+        transport = SupervisorTransport(None, None, f"unix://{socket_path(self.ctx)}")
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport, allow_none=True)
+        return proxy.supervisor
 
     def is_running(self) -> bool:
         if not socket_path(self.ctx).exists():
