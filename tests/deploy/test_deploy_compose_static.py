@@ -105,6 +105,8 @@ def test_services_image_is_multi_stage_non_root_and_uv_locked() -> None:
 
 
 def test_env_file_is_gitignored() -> None:
+    if not (settings.REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout (the Nix check's source copy): .gitignore not in force")
     result = subprocess.run(["git", "check-ignore", "-q", "stack/.env"], cwd=settings.REPO_ROOT, check=False)
     assert result.returncode == 0, "stack/.env must be gitignored"
 
