@@ -138,9 +138,9 @@ def _terminate(processes: list[psutil.Process], grace_s: float = 15.0) -> list[p
 class NativeStack:
     """One stack: its context (state dir, ports, secrets), its components and its supervisord."""
 
-    def __init__(self, ctx: RenderContext | None = None) -> None:
+    def __init__(self, ctx: RenderContext | None = None, components: list[Component] | None = None) -> None:
         self.ctx = ctx or RenderContext.native()
-        self.components = stack_definition.components(self.ctx)
+        self.components = components if components is not None else stack_definition.components(self.ctx)
         self.by_name = {c.name: c for c in self.components}
         self.client = sv.SupervisorClient(self.ctx)
         self._check_dependencies()

@@ -1,0 +1,155 @@
+"""Config generation of the native stack: nothing runs, files are rendered into a temp state dir."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+from cryptography import x509
+
+from testbed import settings
+from testbed.context import RenderContext
+from testbed.native import configs, pki
+from testbed.native import stack as stack_definition
+from testbed.native import supervisor as sv
+from testbed.native.component import Component
+from testbed.native.control import NativeStack, StackError
+from testbed.secrets import Secrets
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> RenderContext:
+    return RenderContext(mode="native", state_dir=tmp_path, ports=settings.ports(), secrets=Secrets())
+
+
+def _conf(ctx: RenderContext, run_as: str | None = "testbed") -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    parser.read_string(sv.render_conf(ctx, stack_definition.components(ctx), run_as))
+    return parser
+
+
+def test_supervisord_conf_has_every_component_not_autostarted(ctx: RenderContext) -> None:
+    parser = _conf(ctx)
+    programs = {s.removeprefix("program:") for s in parser.sections() if s.startswith("program:")}
+    expected = {
+        "elasticsearch", "prometheus", "alertmanager", "node_exporter", "postgres_exporter",
+        "elasticsearch_exporter", "blackbox_exporter", "postgresql", "epmd", "rabbitmq", "rsyslog",
+    }  # fmt: skip
+    assert expected <= programs
+    for name in expected:
+        section = parser[f"program:{name}"]
+        assert section["autostart"] == "false"  # `up` starts them in dependency order
+        assert section["user"] == "testbed"
+        assert section["stdout_logfile"] == str(ctx.log_dir / name / f"{name}.out.log")
+        assert section["stopasgroup"] == "true"
+    assert parser["unix_http_server"]["file"] == str(ctx.state_dir / "supervisor" / "supervisor.sock")
+    assert f'{sv.STACK_MARKER_ENV}="{ctx.state_dir}"' in parser["supervisord"]["environment"]
+
+
+def test_supervisord_conf_without_root_sets_no_user(ctx: RenderContext) -> None:
+    parser = _conf(ctx, run_as=None)
+    assert "user" not in parser["program:elasticsearch"]
+
+
+def test_supervisord_conf_escapes_percent_and_quotes_arguments(ctx: RenderContext) -> None:
+    component = Component(
+        name="odd", command=["/bin/echo", "50% done", "it's"], environment={"RATE": "100%"}
+    )
+    text = sv.render_conf(ctx, [component], None)
+    assert 'RATE="100%%"' in text
+    assert "command=/bin/echo '50%% done' 'it'\"'\"'s'" in text
+
+
+def test_elasticsearch_yml_is_secure_and_loopback_only(ctx: RenderContext) -> None:
+    config = yaml.safe_load(configs.elasticsearch_yml(ctx))
+    assert config["network.host"] == "127.0.0.1"
+    assert config["http.port"] == settings.port("elasticsearch")
+    assert config["transport.port"] == settings.port("elasticsearch_transport")
+    assert config["xpack.security.enabled"] is True
+    assert config["xpack.security.http.ssl.enabled"] is True
+    assert config["node.store.allow_mmap"] is False
+    assert config["cluster.routing.allocation.disk.threshold_enabled"] is False
+    assert config["discovery.type"] == "single-node"
+    assert config["path.repo"] == [str(ctx.snapshot_dir)]
+
+
+def test_elasticsearch_heap_is_one_gigabyte() -> None:
+    assert configs.ES_JAVA_OPTS == "-Xms1g -Xmx1g"
+
+
+def test_port_offset_moves_every_rendered_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = settings.port("elasticsearch")
+    monkeypatch.setenv("TESTBED_PORT_OFFSET", "1000")
+    monkeypatch.setenv("TESTBED_PORT_RABBITMQ", "25999")
+    shifted = RenderContext(mode="native", state_dir=tmp_path, ports=settings.ports(), secrets=Secrets())
+    assert yaml.safe_load(configs.elasticsearch_yml(shifted))["http.port"] == base + 1000
+    assert "listeners.tcp.default = 127.0.0.1:25999" in configs.rabbitmq_conf(shifted)
+    parser = configparser.RawConfigParser()
+    parser.read_string(sv.render_conf(shifted, stack_definition.components(shifted), None))
+    assert f"127.0.0.1:{settings.ports()['prometheus'][0]}" in parser["program:prometheus"]["command"]
+
+
+def test_web_config_has_tls_and_a_bcrypt_hash_kept_across_renders(ctx: RenderContext) -> None:
+    pki.ensure_pki(ctx.pki_dir)
+    path = configs.render_web_config(ctx, "prometheus", "s3cret")
+    config = yaml.safe_load(path.read_text())
+    assert config["tls_server_config"]["cert_file"] == str(ctx.pki_dir / "prometheus.crt")
+    hashed = config["basic_auth_users"]["testbed"]
+    assert bcrypt.checkpw(b"s3cret", hashed.encode())
+    assert path.stat().st_mode & 0o777 == 0o600
+    configs.render_web_config(ctx, "prometheus", "s3cret")
+    assert yaml.safe_load(path.read_text())["basic_auth_users"]["testbed"] == hashed
+    configs.render_web_config(ctx, "prometheus", "changed")
+    rehashed = yaml.safe_load(path.read_text())["basic_auth_users"]["testbed"]
+    assert bcrypt.checkpw(b"changed", rehashed.encode())
+
+
+def test_rabbitmq_is_private_and_loopback_only(ctx: RenderContext) -> None:
+    env = configs.rabbitmq_environment(ctx)
+    assert env["RABBITMQ_NODE_PORT"] == str(settings.port("rabbitmq"))
+    assert env["ERL_EPMD_PORT"] == str(settings.port("rabbitmq_epmd"))
+    assert env["RABBITMQ_DIST_PORT"] == str(settings.port("rabbitmq_dist"))
+    assert env["RABBITMQ_MNESIA_BASE"].startswith(str(ctx.state_dir))
+    assert "inet_dist_use_interface {127,0,0,1}" in env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    conf = configs.rabbitmq_conf(ctx)
+    assert "prometheus.tcp.ip = 127.0.0.1" in conf
+    assert "default_user = testbed" in conf
+    assert "guest" not in conf
+
+
+def test_every_component_binds_loopback(ctx: RenderContext) -> None:
+    for component in stack_definition.components(ctx):
+        for arg in component.command:
+            if "listen-address=" in arg and arg != "--cluster.listen-address=":  # empty: gossip off
+                assert "=127.0.0.1:" in arg, (component.name, arg)
+
+
+def test_pki_once_per_state_dir_with_private_keys(ctx: RenderContext) -> None:
+    pki.ensure_pki(ctx.pki_dir)
+    first = (ctx.pki_dir / "elasticsearch.crt").read_bytes()
+    for name in pki.TLS_ENDPOINTS:
+        cert = x509.load_pem_x509_certificate((ctx.pki_dir / f"{name}.crt").read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "localhost" in san.get_values_for_type(x509.DNSName)
+        assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        assert (ctx.pki_dir / f"{name}.key").stat().st_mode & 0o777 == 0o600
+    pki.ensure_pki(ctx.pki_dir)
+    assert (ctx.pki_dir / "elasticsearch.crt").read_bytes() == first
+
+
+def test_dependency_cycle_and_unknown_dependency_are_refused(ctx: RenderContext) -> None:
+    a = Component(name="a", command=["/bin/true"], depends_on=("b",))
+    b = Component(name="b", command=["/bin/true"], depends_on=("a",))
+    with pytest.raises(StackError, match="dependency cycle"):
+        NativeStack(ctx, [a, b])
+    with pytest.raises(StackError, match="unknown component 'missing'"):
+        NativeStack(ctx, [Component(name="c", command=["/bin/true"], depends_on=("missing",))])
+
+
+def test_unknown_component_name_lists_the_known_ones(ctx: RenderContext) -> None:
+    stack = NativeStack(ctx, [Component(name="only", command=["/bin/true"])])
+    with pytest.raises(StackError, match="pick one of only"):
+        stack.component("nope")
