@@ -39,6 +39,25 @@ def users() -> dict[str, dict[str, Any]]:
     return _json_files(SECURITY_DIR / "users")
 
 
+def _flatten(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if "properties" in spec:
+            fields.update(_flatten(spec["properties"], f"{path}."))
+        else:
+            fields[path] = spec.get("type", "object")
+    return fields
+
+
+def mapped_fields() -> dict[str, str]:
+    """``{dotted field: type}`` of every field the component templates map explicitly."""
+    fields: dict[str, str] = {}
+    for template in component_templates().values():
+        fields.update(_flatten(template["template"].get("mappings", {}).get("properties", {})))
+    return fields
+
+
 @dataclass(frozen=True)
 class Source:
     name: str

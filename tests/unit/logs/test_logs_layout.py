@@ -47,22 +47,8 @@ CORE_TYPES = {
 }
 
 
-def flatten_properties(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for name, spec in properties.items():
-        path = f"{prefix}{name}"
-        if "properties" in spec:
-            fields.update(flatten_properties(spec["properties"], f"{path}."))
-        else:
-            fields[path] = spec.get("type", "object")
-    return fields
-
-
 def mapped_fields() -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for template in layout.component_templates().values():
-        fields.update(flatten_properties(template["template"].get("mappings", {}).get("properties", {})))
-    return fields
+    return layout.mapped_fields()
 
 
 def test_required_ecs_fields_are_mapped_with_their_type() -> None:
