@@ -1,12 +1,8 @@
-"""Fixtures of the logs integration tests: the live native stack (tests/conftest.py's ``native_stack``).
-
-For development beside the team's stack, ``TESTBED_LOGS_DEV_STACK=1`` (with ``TESTBED_STATE_DIR`` and port
-overrides pointing at a private node) uses that node instead of bringing the native stack up.
-"""
+"""Fixtures of the logs integration tests: the live native stack (tests/conftest.py's ``native_stack``;
+``TESTBED_STATE_DIR``/``TESTBED_PORT_OFFSET`` pick which stack)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -18,11 +14,8 @@ from testbed.logs import clients
 
 
 @pytest.fixture(scope="session")
-def logs_ctx(request: pytest.FixtureRequest) -> RenderContext:
-    if os.environ.get("TESTBED_LOGS_DEV_STACK") == "1":
-        return RenderContext.native()
-    ctx: RenderContext = request.getfixturevalue("native_stack")
-    return ctx
+def logs_ctx(native_stack: RenderContext) -> RenderContext:
+    return native_stack
 
 
 @pytest.fixture

@@ -104,9 +104,7 @@ def test_both_shippers_parse_text_sources_into_the_same_ecs_fields(rsyslog_conf:
     assert rsyslog_fields - {"@timestamp", "tags"} <= logstash_fields | {"message"}, (
         rsyslog_fields - logstash_fields
     )
-    assert logstash_fields - {"message", "tags"} <= rsyslog_fields, (
-        logstash_fields - rsyslog_fields
-    )
+    assert logstash_fields - {"message", "tags"} <= rsyslog_fields, logstash_fields - rsyslog_fields
 
 
 @pytest.mark.parametrize("source", [s.name for s in layout.shipping().sources if s.format != "ecs-json"])
