@@ -78,9 +78,6 @@ def components(ctx: RenderContext) -> list[Component]:
                     stop_wait_s=20,
                     url=f"http://{address}",
                     group="services",
-                    # The venv's interpreter lives under /root (pyenv), which the stack user cannot
-                    # execute; the services bind loopback only and write 0644 logs the shipper can read.
-                    run_as_stack_user=False,
                 )
             )
     return result
