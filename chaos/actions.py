@@ -7,8 +7,6 @@ compose) comes from the configuration, so one experiment file serves both.
 
 from __future__ import annotations
 
-import importlib
-import subprocess
 import time
 from typing import Any
 
@@ -16,12 +14,9 @@ import httpx
 from chaoslib.exceptions import ActivityFailed
 
 from chaos.stack_access import FAULT_ADMIN_PATH, StackAccess, backend_from
-from testbed.settings import REPO_ROOT
 
 Configuration = dict[str, Any] | None
 Secrets = dict[str, Any] | None
-
-COMPOSE_FILE = REPO_ROOT / "stack" / "compose.yaml"
 
 __all__ = [
     "clear_fault",
@@ -33,44 +28,33 @@ __all__ = [
 ]
 
 
-def _native(verb: str, name: str) -> None:
+def _control(backend: str, verb: str, name: str) -> None:
+    """Run one verb through the backend's own control API (native supervisor or docker compose)."""
     try:
-        control = importlib.import_module("testbed.native.control")
-    except ImportError as exc:
-        raise ActivityFailed(
-            "testbed.native.control is missing: the native backend is not installed"
-        ) from exc
-    try:
-        getattr(control, verb)(name)
-    except Exception as exc:  # the control API's own errors: report them as the activity failing
+        if backend == "compose":
+            from testbed.deploy import compose
+
+            getattr(compose, verb)([name])
+        else:
+            from testbed.native import control
+
+            getattr(control, verb)(name)
+    except Exception as exc:  # the backend's own errors: report them as the activity failing
         # Starting a started component (a rollback after the method already restarted it) is fine.
         if verb == "start" and "ALREADY_STARTED" in str(exc).upper().replace(" ", "_"):
             return
-        raise ActivityFailed(f"native {verb} {name}: {exc}") from exc
-
-
-def _compose(args: list[str]) -> None:
-    command = ["docker", "compose", "-f", str(COMPOSE_FILE), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        raise ActivityFailed(f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}")
+        raise ActivityFailed(f"{backend} {verb} {name}: {exc}") from exc
 
 
 def stop_component(name: str, configuration: Configuration = None, secrets: Secrets = None) -> str:
     """Stop a component cleanly; it stays down until started."""
-    if backend_from(configuration) == "compose":
-        _compose(["stop", name])
-    else:
-        _native("stop", name)
+    _control(backend_from(configuration), "stop", name)
     return f"stopped {name}"
 
 
 def start_component(name: str, configuration: Configuration = None, secrets: Secrets = None) -> str:
     """Start a component (waits until the backend reports it started)."""
-    if backend_from(configuration) == "compose":
-        _compose(["start", name])
-    else:
-        _native("start", name)
+    _control(backend_from(configuration), "start", name)
     return f"started {name}"
 
 
@@ -78,10 +62,7 @@ def kill_component(
     name: str, keep_down: bool = True, configuration: Configuration = None, secrets: Secrets = None
 ) -> str:
     """SIGKILL a component, as a crash would; it stays down unless ``keep_down`` is false (then restarted)."""
-    if backend_from(configuration) == "compose":
-        _compose(["kill", "-s", "SIGKILL", name])
-    else:
-        _native("kill", name)
+    _control(backend_from(configuration), "kill", name)
     if not keep_down:
         start_component(name, configuration)
     return f"killed {name}" + ("" if keep_down else " and started it again")

@@ -5,9 +5,6 @@ Probes return plain values that an experiment's tolerance judges (a bool, a numb
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -16,13 +13,12 @@ import httpx
 from chaoslib.exceptions import ActivityFailed
 
 from chaos.stack_access import ALERT_SINK_HISTORY_PATH, StackAccess, backend_from
-from testbed.settings import REPO_ROOT
 
 Configuration = dict[str, Any] | None
 Secrets = dict[str, Any] | None
 
 LOG_INDEX_PATTERN = "logs-testbed-*"
-HEALTHY_STATES = {"healthy", "ok", "up", "running"}
+HEALTHY_STATES = {"healthy", "none"}  # compose: "none" = running, no healthcheck
 
 __all__ = [
     "alert_firing",
@@ -102,28 +98,17 @@ def alert_sink_count(
     return len(items)
 
 
-def _component_states(configuration: Configuration) -> dict[str, dict[str, Any]]:
-    if backend_from(configuration) == "compose":
-        command = [
-            "docker",
-            "compose",
-            "-f",
-            str(REPO_ROOT / "stack" / "compose.yaml"),
-            "ps",
-            "--format",
-            "json",
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-        rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-        return {row["Service"]: {"health": row.get("Health") or row.get("State")} for row in rows}
-    command = [sys.executable, "-m", "testbed.cli", "status", "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+def _component_health(configuration: Configuration) -> dict[str, str]:
     try:
-        return json.loads(done.stdout)["components"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ActivityFailed(
-            f"testbed status --json gave no component list: {done.stderr.strip()[-200:]}"
-        ) from exc
+        if backend_from(configuration) == "compose":
+            from testbed.deploy import compose
+
+            return {name: str(c.get("health")) for name, c in compose.status()["components"].items()}
+        from testbed.native import control
+
+        return {name: c.health for name, c in control.status().items()}
+    except Exception as exc:  # the backend's own errors: the probe cannot answer
+        raise ActivityFailed(f"component status unavailable: {exc}") from exc
 
 
 def component_healthy(
@@ -132,8 +117,7 @@ def component_healthy(
     """Whether the component reports healthy, polling up to ``within_s`` seconds for it to become so."""
     deadline = time.monotonic() + within_s
     while True:
-        state = _component_states(configuration).get(name, {})
-        if str(state.get("health", "")).lower() in HEALTHY_STATES:
+        if _component_health(configuration).get(name, "").lower() in HEALTHY_STATES:
             return True
         if time.monotonic() >= deadline:
             return False

@@ -1,0 +1,311 @@
+"""``testbed run``: one scenario = load and chaos on a shared timeline, then verification and a report.
+
+Timeline: t=0 Locust starts (headless subprocess); at ``chaos.start_at_s`` ``chaos run`` starts
+(subprocess). Meanwhile the runner polls Elasticsearch for this run's access logs. When both are done
+it keeps watching for ``settle_s`` (late logs, alert resolution), reads every signal into a
+``RunRecord``, verifies it and writes ``results/<run-id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chaos.stack_access import StackAccess
+from testbed.scenario import collect
+from testbed.scenario.errors import ExitCode, ScenarioInputError
+from testbed.scenario.record import RunRecord
+from testbed.scenario.report import write_artifacts
+from testbed.scenario.spec import Scenario, check_alert_names, known_alert_names, load_scenario
+from testbed.scenario.verify import AssertionResult, all_passed, verify
+from testbed.settings import REPO_ROOT
+
+BIN_DIR = Path(sys.executable).parent
+LOCUSTFILE = REPO_ROOT / "load" / "locustfile.py"
+POLL_INTERVAL_S = 5.0
+# Extra time a subprocess gets beyond its planned duration before the runner stops it.
+OVERRUN_S = 120.0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    scenario: Scenario
+    run_dir: Path
+    report: Path
+    results: list[AssertionResult]
+    wall_s: float
+
+    @property
+    def passed(self) -> bool:
+        return all_passed(self.results)
+
+
+def ensure_stack(backend: str, console: Console) -> None:
+    """Bring the stack up when a component is not healthy; a stack that cannot come up is bad input (2)."""
+    if backend == "compose":
+        from testbed.deploy import compose
+
+        problem = compose.engine_problem()
+        if problem:
+            raise ScenarioInputError("--backend compose", "", problem, "use the native backend (default)")
+        compose.up()
+        return
+    from testbed.native import control
+
+    try:
+        unhealthy = [name for name, s in control.status().items() if s.health != "healthy"]
+        if unhealthy:
+            console.print(f"[yellow]bringing the stack up[/] (not healthy: {', '.join(unhealthy)})")
+            control.up()
+    except control.StackError as exc:
+        raise ScenarioInputError(
+            "stack", "", f"the native stack is not up ({exc})", "run `testbed up`"
+        ) from exc
+
+
+def _locust_command(scenario: Scenario, run_dir: Path, gateway_url: str) -> list[str]:
+    command = [
+        str(BIN_DIR / "locust"),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        gateway_url,
+        "--csv",
+        str(run_dir / "locust"),
+        "--csv-full-history",
+        "--json-file",
+        str(run_dir / "locust"),
+        "--html",
+        str(run_dir / "locust.html"),
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+        "--run-time",
+        f"{scenario.load.duration_s + 30}s",
+    ]  # a backstop: the shape stops first
+    if scenario.load.processes > 1:
+        command += ["--processes", str(scenario.load.processes)]
+    return command
+
+
+def _chaos_command(scenario: Scenario, run_dir: Path) -> list[str]:
+    assert scenario.chaos is not None
+    command = [
+        str(BIN_DIR / "chaos"),
+        "--no-version-check",
+        "--log-file",
+        str(run_dir / "chaostoolkit.log"),
+        "run",
+        "--journal-path",
+        str(run_dir / "journal.json"),
+    ]
+    for key, value in scenario.chaos.configuration.items():
+        command += ["--var", f"{key}={value}"]
+    return [*command, str(scenario.chaos.experiment_path())]
+
+
+def _spawn(command: list[str], env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, text=True)
+
+
+def _stop(process: subprocess.Popen[str] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_scenario(
+    path: Path, backend: str = "native", results_root: Path | None = None, console: Console | None = None
+) -> RunOutcome:
+    """Run one scenario end to end. Raises ``ScenarioInputError`` for bad input (exit 2)."""
+    console = console or Console()
+    scenario = load_scenario(path)
+    check_alert_names(scenario, path, known_alert_names())
+    ensure_stack(backend, console)
+    access = StackAccess.current()
+
+    started_wall = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = f"{scenario.name}-{stamp}"
+    run_dir = (results_root or REPO_ROOT / "results") / run_id
+    request_dir = run_dir / "requests"
+    request_dir.mkdir(parents=True)
+    notes: list[str] = []
+
+    counter_query = (
+        scenario.assertions.cross_signal.prometheus_counter if scenario.assertions.cross_signal else None
+    )
+    counter_start, why = collect.prometheus_scalar(access, counter_query) if counter_query else (None, None)
+    if why:
+        notes.append(f"at start: {why}")
+
+    env = {
+        **os.environ,
+        "TESTBED_LOAD_PROFILE": scenario.load.model_dump_json(),
+        "TESTBED_RUN_ID": run_id,
+        "TESTBED_REQUEST_LOG_DIR": str(request_dir),
+        "TESTBED_BACKEND": backend,
+    }
+    watcher = collect.LogWatcher(access, run_id)
+    locust: subprocess.Popen[str] | None = None
+    chaos: subprocess.Popen[str] | None = None
+    planned_s = scenario.load.duration_s + scenario.settle_s
+    with (
+        (run_dir / "locust.log").open("w") as locust_log,
+        (run_dir / "chaos.log").open("w") as chaos_log,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
+        task = progress.add_task(scenario.name, total=planned_s, status="starting load")
+        try:
+            started_at = time.time()
+            locust = _spawn(
+                _locust_command(scenario, run_dir, access.service_url("gateway")), env, locust_log
+            )
+            deadline = (
+                started_at
+                + planned_s
+                + OVERRUN_S
+                + (scenario.chaos.fault_duration_s if scenario.chaos else 0)
+            )
+            load_ended_at: float | None = None
+            next_poll = started_at
+            logs_complete = False
+            while True:
+                now = time.time()
+                if chaos is None and scenario.chaos and now - started_at >= scenario.chaos.start_at_s:
+                    chaos = _spawn(_chaos_command(scenario, run_dir), env, chaos_log)
+                if load_ended_at is None and locust.poll() is not None:
+                    load_ended_at = now
+                chaos_done = scenario.chaos is None or (chaos is not None and chaos.poll() is not None)
+                if now >= next_poll:
+                    next_poll = now + POLL_INTERVAL_S
+                    seen = watcher.poll(now)
+                    answered = [s for s in collect.read_requests(request_dir) if s.status]
+                    logs_complete = load_ended_at is not None and seen >= len(answered)
+                    chaos_state = (
+                        "—"
+                        if scenario.chaos is None
+                        else ("waiting" if chaos is None else "running" if chaos.poll() is None else "done")
+                    )
+                    progress.update(
+                        task,
+                        completed=min(now - started_at, planned_s),
+                        status=f"requests {len(answered)} · logs found {seen} · chaos {chaos_state}",
+                    )
+                if load_ended_at is not None and chaos_done:
+                    settled = now - load_ended_at >= scenario.settle_s
+                    # Without alerts to wait for, stop settling once every access log has arrived and
+                    # Prometheus has scraped the last requests (two 5 s scrape intervals).
+                    scraped = now - load_ended_at >= 2 * POLL_INTERVAL_S
+                    if settled or (logs_complete and scraped and not scenario.assertions.alerts_expected):
+                        break
+                if now > deadline:
+                    notes.append(f"stopped after {now - started_at:.0f} s: load or chaos overran the plan")
+                    break
+                time.sleep(0.5)
+        finally:
+            _stop(locust)
+            _stop(chaos)
+        progress.update(task, completed=planned_s, status="collecting")
+
+    record = _collect(
+        scenario,
+        run_id,
+        run_dir,
+        request_dir,
+        started_at,
+        load_ended_at or time.time(),
+        watcher,
+        access,
+        counter_query,
+        counter_start,
+        notes,
+    )
+    if locust.returncode not in (0, 1):  # 1 = an SLO gate or failed requests; anything else is a crash
+        record.notes.append(f"locust exited {locust.returncode}: see locust.log")
+    results = verify(scenario, record)
+    wall_s = time.monotonic() - started_wall
+    report = write_artifacts(run_dir, scenario, record, results, wall_s)
+    return RunOutcome(scenario, run_dir, report, results, wall_s)
+
+
+def _collect(
+    scenario: Scenario,
+    run_id: str,
+    run_dir: Path,
+    request_dir: Path,
+    started_at: float,
+    ended_at: float,
+    watcher: collect.LogWatcher,
+    access: StackAccess,
+    counter_query: str | None,
+    counter_start: float | None,
+    notes: list[str],
+) -> RunRecord:
+    watcher.poll(time.time())
+    if watcher.last_error:
+        notes.append(watcher.last_error)
+    es_count = watcher.count() if scenario.assertions.cross_signal else None
+    prometheus_count = None
+    if counter_query:
+        counter_end, why = collect.prometheus_scalar(access, counter_query)
+        if why:
+            notes.append(f"at end: {why}")
+        if counter_start is not None and counter_end is not None:
+            prometheus_count = counter_end - counter_start
+    alerts, why = collect.read_alerts(access, started_at - 1)
+    if why:
+        notes.append(why)
+    status, deviated, window = collect.read_journal(run_dir / "journal.json")
+    if scenario.chaos and status is None:
+        notes.append("no chaos journal: see chaos.log")
+    return RunRecord(
+        scenario=scenario.name,
+        run_id=run_id,
+        started_at=started_at,
+        ended_at=ended_at,
+        fault_window=window,
+        chaos_status=status,
+        chaos_deviated=deviated,
+        requests=collect.read_requests(request_dir),
+        log_sightings=watcher.sightings,
+        prometheus_request_count=prometheus_count,
+        es_access_log_count=es_count,
+        alerts=alerts,
+        notes=notes,
+    )
+
+
+def reverify(run_dir: Path, scenario_path: Path) -> RunOutcome:
+    """Verify a recorded run again (after changing assertions), rewriting its report."""
+    scenario = load_scenario(scenario_path)
+    record = RunRecord.load(run_dir / "record.json")
+    results = verify(scenario, record)
+    wall_s = json.loads((run_dir / "summary.json").read_text()).get("wall_time_s", 0.0)
+    report = write_artifacts(run_dir, scenario, record, results, wall_s)
+    return RunOutcome(scenario, run_dir, report, results, wall_s)
+
+
+def exit_code_for(outcomes: list[RunOutcome]) -> ExitCode:
+    return ExitCode.PASSED if outcomes and all(o.passed for o in outcomes) else ExitCode.ASSERTION_FAILED
