@@ -29,8 +29,9 @@ FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --gid 2000 testbed-pki \
     && useradd --uid 10001 --gid 2000 --no-create-home --home-dir /app --shell /usr/sbin/nologin testbed \
     && mkdir -p /testbed/pki /testbed/config /testbed/logs/services /testbed/snapshots \
+       /testbed/logs/postgresql /testbed/logs/rabbitmq \
     && chown -R 10001:2000 /testbed \
-    && chmod 2770 /testbed/snapshots
+    && chmod 2770 /testbed/snapshots /testbed/logs/postgresql /testbed/logs/rabbitmq
 COPY --from=build --chown=root:root /app /app
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from testbed import settings
 from testbed.deploy import validate
@@ -130,3 +131,58 @@ def test_docker_compose_config_parses_the_file(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _container_mounts(service: dict[str, Any]) -> list[str]:
+    return [str(mount).split(":")[1] for mount in service.get("volumes", [])]
+
+
+def test_logstash_sees_every_log_directory_its_pipeline_reads(model: dict[str, Any]) -> None:
+    pipeline = (settings.STACK_DIR / "logstash" / "pipeline").glob("*.conf")
+    paths = [p for conf in pipeline for p in re.findall(r'path => \["([^"]+)"\]', conf.read_text())]
+    assert paths, "no file inputs found in stack/logstash/pipeline"
+    mounts = _container_mounts(model["services"]["logstash"])
+    for path in paths:
+        assert any(path.startswith(mount + "/") for mount in mounts), f"{path} is not mounted into logstash"
+
+
+def test_every_log_directory_logstash_reads_is_written_by_a_container(model: dict[str, Any]) -> None:
+    logstash_volumes = {str(m).split(":")[0] for m in model["services"]["logstash"]["volumes"]}
+    for volume in logstash_volumes & {"service-logs", "postgres-logs", "rabbitmq-logs"}:
+        writers = [
+            name
+            for name, service in model["services"].items()
+            if name not in ("logstash", "prepare")
+            and any(
+                str(m).split(":")[0] == volume and not str(m).endswith(":ro")
+                for m in service.get("volumes", [])
+            )
+        ]
+        assert writers, f"nobody writes into {volume}"
+
+
+def _listening_ports() -> dict[str, set[int]]:
+    """Compose service -> the stack/ports.yaml ports it listens on (as declared, no env overrides)."""
+    declared = yaml.safe_load((settings.STACK_DIR / "ports.yaml").read_text())
+    result: dict[str, set[int]] = {}
+    for name, ports in declared.items():
+        for index, port in enumerate(ports if isinstance(ports, list) else [ports]):
+            host = COMPOSE_HOSTS.get(f"{name}-{index}", COMPOSE_HOSTS.get(name))
+            if host:
+                result.setdefault(host, set()).add(int(port))
+    return result
+
+
+def test_metrics_compose_renders_point_at_compose_services_and_ports(model: dict[str, Any]) -> None:
+    """Every host:port in the metrics area's committed compose configs is a container listening there."""
+    files = [
+        settings.STACK_DIR / "prometheus" / "compose" / "prometheus.yml",
+        settings.STACK_DIR / "alertmanager" / "compose" / "alertmanager.yml",
+    ]
+    address = re.compile(r"(?:^|[\s/'\"])([a-z][a-z0-9-]*):(\d{2,5})\b", re.MULTILINE)
+    addresses = {match for path in files for match in address.findall(path.read_text())}
+    assert addresses
+    listening = _listening_ports()
+    for host, port in sorted(addresses):
+        assert host in model["services"], f"{host}:{port} is no compose service"
+        assert int(port) in listening.get(host, set()), f"{host} does not listen on {port}"
