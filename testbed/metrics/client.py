@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 
 import httpx
+import requests
+from prometheus_api_client import PrometheusConnect
 
 from testbed.context import RenderContext
 from testbed.metrics.scrape import STACK_USER
@@ -36,5 +38,17 @@ def alertmanager_client(ctx: RenderContext, timeout_s: float = 30.0) -> httpx.Cl
         base_url=alertmanager_url(ctx),
         verify=_tls(ctx),
         auth=(STACK_USER, ctx.secrets.alertmanager_password),
+        timeout=timeout_s,
+    )
+
+
+def prometheus_api(ctx: RenderContext, timeout_s: int = 30) -> PrometheusConnect:
+    """prometheus-api-client's PrometheusConnect, verifying against the stack CA."""
+    session = requests.Session()
+    session.verify = str(ctx.ca_cert)
+    return PrometheusConnect(
+        url=prometheus_url(ctx),
+        auth=(STACK_USER, ctx.secrets.prometheus_password),
+        session=session,
         timeout=timeout_s,
     )

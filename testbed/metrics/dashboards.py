@@ -1,0 +1,326 @@
+"""Grafana dashboards as code (grafana-foundation-sdk), generated into committed JSON.
+
+Four dashboards: service overview (RED per service), dependencies (PostgreSQL, RabbitMQ,
+Elasticsearch), SLOs and error budgets (from stack/slo.yaml), log pipeline health. Panels read the
+recording rules where one exists, so the dashboards and the alerts show the same numbers. No template
+variables: every query runs as written, which lets a test execute each against the live Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+from testbed.metrics.policy import Policy, SloSpec, load_policy, load_slos
+from testbed.metrics.rules import USER_TRAFFIC, red_names, sli_record_name
+from testbed.settings import STACK_DIR
+
+DASHBOARDS_DIR = STACK_DIR / "grafana" / "dashboards"
+# Datasource uids fixed by stack/grafana/provisioning/datasources/datasources.yml.
+PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
+LOG_INDICES = 'index=~"logs-testbed-.*"'
+
+
+def query(expr: str, legend: str = "", ref_id: str = "A") -> prometheus.Dataquery:
+    built = prometheus.Dataquery().expr(expr).ref_id(ref_id).datasource(PROMETHEUS)
+    return built.legend_format(legend) if legend else built
+
+
+def graph(title: str, unit: str, *queries: prometheus.Dataquery, description: str = "") -> timeseries.Panel:
+    panel = timeseries.Panel().title(title).unit(unit).datasource(PROMETHEUS).height(8).span(12)
+    if description:
+        panel = panel.description(description)
+    for index, target in enumerate(queries):
+        panel = panel.with_target(target.ref_id(chr(ord("A") + index)))
+    return panel
+
+
+def single_stat(title: str, unit: str, expr: str, legend: str = "") -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .unit(unit)
+        .datasource(PROMETHEUS)
+        .height(4)
+        .span(6)
+        .with_target(query(expr, legend))
+    )
+
+
+def _base(uid: str, title: str, description: str) -> dash.Dashboard:
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["testbed"])
+        .refresh("10s")
+        .time("now-30m", "now")
+        .timezone("utc")
+        .readonly()
+    )
+
+
+def service_overview(policy: Policy) -> dash.Dashboard:
+    names = red_names(policy)
+    return (
+        _base(
+            "testbed-services", "Services: RED", "Rate, errors and duration of every service (user traffic)."
+        )
+        .with_row(dash.Row("Now"))
+        .with_panel(single_stat("Requests/s (all services)", "reqps", f"sum({names['requests']})"))
+        .with_panel(
+            single_stat(
+                "5xx ratio (all services)",
+                "percentunit",
+                f"sum({names['errors']} or {names['requests']} * 0) / sum({names['requests']})",
+            )
+        )
+        .with_panel(single_stat("Instances up", "none", 'sum(up{tier="service"})'))
+        .with_panel(single_stat("Alerts firing", "none", 'count(ALERTS{alertstate="firing"}) or vector(0)'))
+        .with_row(dash.Row("Rate, errors, duration"))
+        .with_panel(graph("Requests/s", "reqps", query(names["requests"], "{{service}}")))
+        .with_panel(graph("5xx ratio", "percentunit", query(names["error_ratio"], "{{service}}")))
+        .with_panel(
+            graph(
+                "Latency p50 / p99",
+                "s",
+                query(names["p50"], "{{service}} p50"),
+                query(names["p99"], "{{service}} p99"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Requests/s by route",
+                "reqps",
+                query(names["route_requests"], "{{service}} {{method}} {{route}}"),
+            )
+        )
+        .with_panel(graph("p99 by route", "s", query(names["route_p99"], "{{service}} {{method}} {{route}}")))
+        .with_panel(
+            graph(
+                "In-flight requests",
+                "none",
+                query("sum by (service) (http_requests_in_flight)", "{{service}}"),
+            )
+        )
+        .with_row(dash.Row("Health"))
+        .with_panel(graph("Scrape up", "none", query('up{tier="service"}', "{{job}} {{instance}}")))
+        .with_panel(
+            graph("Health probe success", "none", query('probe_success{job="blackbox"}', "{{instance}}"))
+        )
+        .with_panel(
+            graph(
+                "Calls to dependencies by outcome",
+                "reqps",
+                query(
+                    "sum by (service, target, outcome) "
+                    f"(rate(dependency_requests_total[{policy.symptom_rate_window}]))",
+                    "{{service}} → {{target}} {{outcome}}",
+                ),
+            )
+        )
+    )
+
+
+def dependencies(policy: Policy) -> dash.Dashboard:
+    window = policy.symptom_rate_window
+    dlq = policy.thresholds.dead_letter_queue_regex
+    return (
+        _base(
+            "testbed-dependencies",
+            "Dependencies",
+            "PostgreSQL, RabbitMQ and Elasticsearch as the stack sees them.",
+        )
+        .with_row(dash.Row("PostgreSQL"))
+        .with_panel(single_stat("PostgreSQL up", "none", "pg_up"))
+        .with_panel(
+            graph(
+                "Connections per database",
+                "none",
+                query("sum by (datname) (pg_stat_database_numbackends)", "{{datname}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Transactions/s",
+                "ops",
+                query(
+                    f"sum by (datname) (rate(pg_stat_database_xact_commit[{window}]))", "{{datname}} commit"
+                ),
+                query(
+                    f"sum by (datname) (rate(pg_stat_database_xact_rollback[{window}]))",
+                    "{{datname}} rollback",
+                ),
+            )
+        )
+        .with_row(dash.Row("RabbitMQ"))
+        .with_panel(
+            graph(
+                "Ready messages per queue",
+                "none",
+                query(f'rabbitmq_queue_messages_ready{{queue!~"{dlq}"}}', "{{queue}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Dead-lettered messages",
+                "none",
+                query(f'rabbitmq_queue_messages{{queue=~"{dlq}"}}', "{{queue}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Consumed messages/s by outcome",
+                "ops",
+                query(
+                    f"sum by (service, queue, outcome) (rate(queue_messages_consumed_total[{window}]))",
+                    "{{queue}} {{outcome}}",
+                ),
+            )
+        )
+        .with_panel(graph("Consumers per queue", "none", query("rabbitmq_queue_consumers", "{{queue}}")))
+        .with_row(dash.Row("Elasticsearch"))
+        .with_panel(
+            single_stat(
+                "Cluster status (0 green, 1 yellow, 2 red)",
+                "none",
+                'max(elasticsearch_cluster_health_status{color="yellow"})'
+                ' + 2 * max(elasticsearch_cluster_health_status{color="red"})',
+            )
+        )
+        .with_panel(
+            graph(
+                "JVM heap used",
+                "bytes",
+                query('elasticsearch_jvm_memory_used_bytes{area="heap"}', "{{name}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Documents indexed/s",
+                "ops",
+                query(f"sum(rate(elasticsearch_indices_indexing_index_total[{window}]))", "indexing"),
+            )
+        )
+    )
+
+
+def slo_dashboard(policy: Policy, spec: SloSpec) -> dash.Dashboard:
+    short, long = policy.scaled_window("5m"), policy.scaled_window("1h")
+    board = _base(
+        "testbed-slo",
+        "SLOs and error budgets",
+        f"Each SLO of stack/slo.yaml: error ratio, burn rate (1 = budget spent exactly over {spec.period}), "
+        f"windows scaled by {policy.burn_rate_window_scale}.",
+    )
+    board = board.with_row(dash.Row("Burn-rate alerts"))
+    board = board.with_panel(
+        single_stat(
+            "SLO alerts firing",
+            "none",
+            'count(ALERTS{alertname=~"SLOBurnRate.*",alertstate="firing"}) or vector(0)',
+        )
+    )
+    for slo in spec.slos:
+        selector = f'{{slo="{slo.name}"}}'
+        board = board.with_row(
+            dash.Row(f"{slo.name}: {slo.method} {slo.route} {slo.sli} ≥ {slo.objective:g}")
+        )
+        board = board.with_panel(
+            graph(
+                "Error ratio",
+                "percentunit",
+                query(f"{sli_record_name(short)}{selector}", f"over {short}"),
+                query(f"{sli_record_name(long)}{selector}", f"over {long}"),
+                query(f"1 - slo:objective:ratio{selector}", "error budget (ratio)"),
+            )
+        )
+        board = board.with_panel(
+            graph(
+                "Burn rate",
+                "none",
+                query(f"{sli_record_name(short)}{selector} / {slo.error_budget}", f"over {short}"),
+                query(f"{sli_record_name(long)}{selector} / {slo.error_budget}", f"over {long}"),
+                description="14.4 over both windows pages; 1 spends the budget exactly over the period.",
+            )
+        )
+    return board
+
+
+def log_pipeline(policy: Policy) -> dash.Dashboard:
+    window = policy.symptom_rate_window
+    return (
+        _base(
+            "testbed-log-pipeline",
+            "Log pipeline",
+            "Services → files → rsyslog → Elasticsearch: is every log arriving?",
+        )
+        .with_panel(
+            graph(
+                "Requests/s served vs log documents/s indexed",
+                "ops",
+                query(f"sum(rate(http_requests_total{{{USER_TRAFFIC}}}[{window}]))", "requests/s"),
+                query(
+                    f"sum(rate(elasticsearch_indices_docs_primary{{{LOG_INDICES}}}[{window}]))", "log docs/s"
+                ),
+                description="They move together; LogPipelineStalled fires when logs stop.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Log documents per index",
+                "none",
+                query(f"elasticsearch_indices_docs_primary{{{LOG_INDICES}}}", "{{index}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Log index size",
+                "bytes",
+                query(f"elasticsearch_indices_store_size_bytes_primary{{{LOG_INDICES}}}", "{{index}}"),
+            )
+        )
+        .with_panel(single_stat("Elasticsearch reachable", "none", "elasticsearch_cluster_health_up"))
+    )
+
+
+def dashboards(policy: Policy | None = None, spec: SloSpec | None = None) -> dict[str, str]:
+    """File name -> JSON of every dashboard."""
+    policy = policy or load_policy()
+    spec = spec or load_slos()
+    boards = [
+        service_overview(policy),
+        dependencies(policy),
+        slo_dashboard(policy, spec),
+        log_pipeline(policy),
+    ]
+    result = {}
+    for board in boards:
+        built = board.build()
+        result[f"{built.uid}.json"] = json.dumps(built, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+    return result
+
+
+def panel_queries(document: dict[str, object]) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every Prometheus target in one dashboard's JSON."""
+    found = []
+    for panel in document.get("panels", []):  # type: ignore[union-attr]
+        for target in panel.get("targets", []) or []:
+            if "expr" in target:
+                found.append((panel["title"], target["expr"]))
+    return found
+
+
+def write_dashboards(directory: Path = DASHBOARDS_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in dashboards().items():
+        path = directory / name
+        path.write_text(content)
+        written.append(path)
+    return written
