@@ -179,5 +179,13 @@ def _port_violations(service: str, published: Any) -> list[str]:
     return []
 
 
-def load_workflows() -> dict[Path, Any]:
-    return {path: yaml.safe_load(path.read_text()) for path in sorted(WORKFLOWS_DIR.glob("*.y*ml"))}
+def load_workflow(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    # PyYAML reads YAML 1.1, where the bare key `on` is the boolean true; GitHub reads YAML 1.2.
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def load_workflows() -> dict[Path, dict[str, Any]]:
+    return {path: load_workflow(path) for path in sorted(WORKFLOWS_DIR.glob("*.y*ml"))}
