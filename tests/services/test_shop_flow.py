@@ -1,0 +1,97 @@
+"""Orders through the live native stack: REST and the queue, traces across services, redaction."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+from shop_client import log_lines, metric, place_order, url, wait_final, wait_for
+
+from testbed.context import RenderContext
+
+pytestmark = pytest.mark.native
+
+
+@pytest.mark.parametrize("instance", [0, 1])
+def test_an_order_reaches_paid_through_the_queue(native_stack: RenderContext, instance: int):
+    placed_before = metric(native_stack, "orders", "orders_placed_total")
+    accepted = place_order(native_stack, "mug", 2, instance=instance)
+    assert accepted["status"] == "placed" and accepted["amount_cents"] == 2400
+    settled = wait_final(native_stack, accepted["order_id"])
+    assert settled["status"] == "paid"
+    assert metric(native_stack, "orders", "orders_placed_total") == placed_before + 1
+
+
+def test_a_declined_payment_is_reported(native_stack: RenderContext):
+    accepted = place_order(native_stack, "espresso-machine", 1)  # above the card limit
+    settled = wait_final(native_stack, accepted["order_id"])
+    assert settled["status"] == "payment_failed"
+    assert settled["failure_reason"].startswith("declined")
+
+
+def test_one_trace_id_in_every_service_log(native_stack: RenderContext):
+    trace_id = secrets.token_hex(16)
+    headers = {
+        "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        "x-request-id": f"it-{trace_id[:8]}",
+    }
+    accepted = place_order(native_stack, "kettle", 1, headers=headers)
+    wait_final(native_stack, accepted["order_id"])
+
+    def every_service_logged() -> list[dict] | None:
+        lines = log_lines(native_stack, trace_id)
+        services = {line["service"]["name"] for line in lines}
+        return lines if {"gateway", "inventory", "orders", "payments"} <= services else None
+
+    lines = wait_for(every_service_logged, 10, "log lines of every service with the trace id")
+    for line in lines:
+        assert line["trace"]["id"] == trace_id
+        assert line["event"]["id"] and line["event"]["dataset"].startswith(f"shop.{line['service']['name']}.")
+    access = [line for line in lines if line["event"]["dataset"] == "shop.gateway.access"]
+    assert access[0]["http"]["request"]["id"] == headers["x-request-id"]
+    assert access[0]["http"]["response"]["status_code"] == 202
+    assert access[0]["event"]["duration"] > 0
+    assert access[0]["url"]["path"] == "/orders"
+
+
+def test_sensitive_values_never_reach_the_log_files(native_stack: RenderContext):
+    email = f"jane.{secrets.token_hex(4)}@example.com"
+    accepted = place_order(native_stack, "mug", 1, customer_email=email)
+    wait_for(lambda: log_lines(native_stack, accepted["order_id"]), 10, "the order's log lines")
+    assert log_lines(native_stack, email) == []
+    requested = [
+        line
+        for line in log_lines(native_stack, accepted["order_id"])
+        if line.get("event", {}).get("action") == "order-requested"
+    ]
+    assert requested and "[REDACTED]" in requested[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"product_id": "no-such-thing", "quantity": 1}, 404),
+        ({"product_id": "sold-out-tin", "quantity": 1}, 409),
+        ({"product_id": "mug", "quantity": -3}, 422),
+    ],
+)
+def test_business_errors_are_problems(native_stack: RenderContext, body: dict, status: int):
+    answer = httpx.post(f"{url(native_stack, 'gateway')}/orders", json=body, timeout=10)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_every_instance_is_ready_and_serves_its_openapi(native_stack: RenderContext):
+    for service in ("gateway", "inventory", "orders", "payments", "alert_sink"):
+        for instance in range(len(native_stack.ports[service])):
+            base = url(native_stack, service, instance)
+            assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+            assert httpx.get(f"{base}/openapi.json", timeout=10).json()["info"]["title"] == service
+
+
+def test_order_status_of_unknown_order_is_404(native_stack: RenderContext):
+    answer = httpx.get(
+        f"{url(native_stack, 'gateway')}/orders/00000000-0000-4000-8000-000000000000", timeout=10
+    )
+    assert answer.status_code == 404
