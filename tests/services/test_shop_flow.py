@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 
 import httpx
 import pytest
 from shop_client import log_lines, metric, place_order, url, wait_final, wait_for
 
 from testbed.context import RenderContext
+from testbed.native.control import NativeStack
 
 pytestmark = pytest.mark.native
 
@@ -95,3 +98,23 @@ def test_order_status_of_unknown_order_is_404(native_stack: RenderContext):
         f"{url(native_stack, 'gateway')}/orders/00000000-0000-4000-8000-000000000000", timeout=10
     )
     assert answer.status_code == 404
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(native_stack: RenderContext):
+    base = url(native_stack, "gateway", 1)
+    auth = {"authorization": f"Bearer {native_stack.secrets.fault_admin_token}"}
+    slow = httpx.put(f"{base}/admin/faults", json={"latency_ms": 1500, "ttl_s": 60}, headers=auth, timeout=10)
+    assert slow.status_code == 200
+    result: dict[str, int] = {}
+    request = threading.Thread(
+        target=lambda: result.update(status=httpx.get(f"{base}/catalog", timeout=15).status_code)
+    )
+    request.start()
+    stack = NativeStack()
+    try:
+        time.sleep(0.4)  # the request is now inside its injected delay
+        stack.stop("gateway-1")  # SIGTERM
+        request.join(timeout=15)
+        assert result.get("status") == 200
+    finally:
+        stack.start("gateway-1")  # back, and its faults are gone with the old process
