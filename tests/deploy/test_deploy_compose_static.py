@@ -186,3 +186,29 @@ def test_metrics_compose_renders_point_at_compose_services_and_ports(model: dict
     for host, port in sorted(addresses):
         assert host in model["services"], f"{host}:{port} is no compose service"
         assert int(port) in listening.get(host, set()), f"{host} does not listen on {port}"
+
+
+# Flags whose values are container paths or listen addresses: compose may place these differently.
+_PLACEMENT_FLAGS = {"--config.file", "--web.listen-address", "--storage.tsdb.path", "--storage.path"}
+
+
+def _flags(arguments: list[str]) -> dict[str, str]:
+    return dict(argument.partition("=")[::2] for argument in arguments if argument.startswith("--"))
+
+
+@pytest.mark.parametrize("service", ["prometheus", "alertmanager"])
+def test_prometheus_and_alertmanager_flags_follow_the_metrics_declaration(
+    model: dict[str, Any], service: str
+) -> None:
+    from testbed.metrics.alertmanager import alertmanager_flags
+    from testbed.metrics.render import compose_context
+    from testbed.metrics.scrape import prometheus_flags
+
+    declared = _flags(
+        (prometheus_flags if service == "prometheus" else alertmanager_flags)(compose_context())
+    )
+    used = _flags(model["services"][service]["command"])
+    assert set(declared) <= set(used), f"flags missing from compose: {set(declared) - set(used)}"
+    for flag, value in declared.items():
+        if flag not in _PLACEMENT_FLAGS:
+            assert used[flag] == value, flag
