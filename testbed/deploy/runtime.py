@@ -36,6 +36,10 @@ COMPOSE_HOSTS: dict[str, str] = {
 }
 
 
+# Port names of the services under test (each instance is one container).
+SERVICE_NAMES = ("gateway", "inventory", "orders", "payments", "alert_sink")
+
+
 def compose_context(environ: Mapping[str, str] | None = None) -> RenderContext:
     environ = os.environ if environ is None else environ
     state = Path(environ.get("TESTBED_STATE_DIR", str(COMPOSE_STATE_DIR)))
@@ -49,17 +53,19 @@ def compose_context(environ: Mapping[str, str] | None = None) -> RenderContext:
 
 
 def service_component(ctx: RenderContext, name: str, instance: int) -> Component:
-    """The services area's component serving port ``name``/``instance``."""
+    """The services area's component serving port ``name``/``instance`` (matched by that port)."""
     from services.native import components
 
     port = ctx.port(name, instance)
     for component in components(ctx):
-        if name in component.port_names and component.health and f":{port}" in component.health.target:
+        health_port = urlsplit(component.health.target).port if component.health else None
+        if port in (health_port, _int_or_none(component.environment.get("SHOP_PORT"))):
             return component
-    for component in components(ctx):
-        if name in component.port_names and str(port) in " ".join(component.command):
-            return component
-    raise LookupError(f"services.native.components() serves no {name} instance {instance}")
+    raise LookupError(f"services.native.components() serves no {name} instance {instance} (port {port})")
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
 
 
 def exec_service(name: str, instance: int) -> None:

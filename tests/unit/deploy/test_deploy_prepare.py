@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 import yaml
 from cryptography import x509
 
@@ -56,3 +57,18 @@ def test_rerun_keeps_the_ca(tmp_path: Path) -> None:
     before = (state / "pki" / "ca.crt").read_bytes()
     setup.prepare(compose_context(env))
     assert (state / "pki" / "ca.crt").read_bytes() == before
+
+
+def test_every_service_container_finds_its_declared_component(monkeypatch: pytest.MonkeyPatch) -> None:
+    from testbed.deploy.runtime import SERVICE_NAMES, health_url, service_component
+
+    for key, value in render_env().items():
+        monkeypatch.setenv(key, value)
+    ctx = compose_context()
+    seen = set()
+    for name in SERVICE_NAMES:
+        for instance, port in enumerate(ctx.ports[name]):
+            component = service_component(ctx, name, instance)
+            seen.add(component.name)
+            assert health_url(name, instance).startswith(f"http://127.0.0.1:{port}/")
+    assert len(seen) == sum(len(ctx.ports[name]) for name in SERVICE_NAMES), "one component per instance"
