@@ -78,6 +78,7 @@ class ShippingRules:
     password_secret: str
     sources: tuple[Source, ...]
     parse_failure_tag: str
+    searchable_within_s: float
 
     def index_for(self, day: date) -> str:
         """The daily index an event of ``day`` (UTC) lands in."""
