@@ -212,3 +212,25 @@ def test_prometheus_and_alertmanager_flags_follow_the_metrics_declaration(
     for flag, value in declared.items():
         if flag not in _PLACEMENT_FLAGS:
             assert used[flag] == value, flag
+
+
+def test_secrets_are_all_defined_and_all_used(model: dict[str, Any]) -> None:
+    used = {
+        secret if isinstance(secret, str) else secret["source"]
+        for service in model["services"].values()
+        for secret in service.get("secrets", [])
+    }
+    assert used == set(model.get("secrets", {}))
+
+
+def test_grafana_gets_every_variable_its_committed_config_reads(model: dict[str, Any]) -> None:
+    grafana_dir = settings.STACK_DIR / "grafana"
+    texts = [
+        path.read_text()
+        for path in [grafana_dir / "grafana.ini", *grafana_dir.glob("provisioning/**/*.y*ml")]
+    ]
+    wanted = {name for text in texts for name in re.findall(r"\$(?:__env\{)?([A-Z][A-Z0-9_]+)\}?", text)}
+    environment = model["services"]["grafana"]["environment"]
+    provided = set(environment) | {key.removesuffix("__FILE") for key in environment}
+    assert wanted, "no variables found: has the metrics area's Grafana config moved?"
+    assert wanted - provided == set()
