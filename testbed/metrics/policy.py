@@ -20,16 +20,16 @@ from testbed.settings import STACK_DIR
 POLICY_FILE = STACK_DIR / "prometheus" / "policy.yaml"
 SLO_FILE = STACK_DIR / "slo.yaml"
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in a Prometheus-style duration (``1h30m``, ``5s``, ``0s``); whole seconds only."""
+    """Seconds in a Prometheus-style duration (``1h30m``, ``5s``, ``1w``); whole seconds only."""
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h30m or 7d")
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def format_duration(seconds: int) -> str:
@@ -42,6 +42,18 @@ def format_duration(seconds: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+_SIZE = re.compile(r"^(\d+)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+_SIZE_POWERS = {"B": 0, "K": 1, "M": 2, "G": 3, "T": 4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a Prometheus size (``2GB``; like Prometheus, KB/MB/GB are powers of 1024, as KiB/MiB/GiB)."""
+    match = _SIZE.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size like 512MB or 2GB")
+    return int(match.group(1)) * 1024 ** _SIZE_POWERS[match.group(2)[0]]
 
 
 class _Strict(BaseModel):
@@ -65,8 +77,7 @@ class Retention(_Strict):
     @field_validator("size")
     @classmethod
     def _size(cls, value: str) -> str:
-        if not re.fullmatch(r"\d+(B|KB|MB|GB|TB)", value):
-            raise ValueError(f"retention.size {value!r}: expected a number with B, KB, MB, GB or TB")
+        parse_size(value)
         return value
 
 

@@ -1,0 +1,124 @@
+"""The metrics stack against the live native stack: targets, exporters, retention, dashboards, archive.
+
+Run against a private stack with TESTBED_STATE_DIR/TESTBED_PORT_OFFSET (the `native_stack` fixture
+reuses a healthy one). Alert round trips are in test_metrics_alerts.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import shop_traffic
+from prometheus_api_client import PrometheusConnect
+
+from testbed.context import RenderContext
+from testbed.metrics.archive import archive
+from testbed.metrics.client import prometheus_client
+from testbed.metrics.dashboards import DASHBOARDS_DIR, panel_queries
+from testbed.metrics.policy import load_policy, parse_duration, parse_size
+from testbed.metrics.scrape import SERVICES
+
+pytestmark = pytest.mark.native
+
+EXPECTED_JOBS = {
+    *SERVICES,
+    "node",
+    "postgres",
+    "elasticsearch",
+    "rabbitmq",
+    "blackbox",
+    "blackbox_exporter",
+    "prometheus",
+    "alertmanager",
+}
+
+# One key metric per exporter, and the value it must have on a healthy stack (None: any value).
+KEY_METRICS = {
+    "node_exporter": ("node_filesystem_avail_bytes", None),
+    "postgres_exporter": ("pg_up", 1.0),
+    "elasticsearch_exporter": ("elasticsearch_cluster_health_up", 1.0),
+    "elasticsearch_exporter (indices)": (
+        'elasticsearch_indices_docs_primary{index=~"logs-testbed-.*"}',
+        None,
+    ),
+    "rabbitmq_prometheus": ('rabbitmq_queue_messages_ready{queue="payments.order-placed"}', None),
+    "blackbox_exporter": ('probe_success{job="blackbox"}', 1.0),
+    "prometheus": ("prometheus_build_info", 1.0),
+    "alertmanager": ("alertmanager_build_info", 1.0),
+}
+
+
+def wait_for_series(prom: PrometheusConnect, expr: str, timeout_s: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    result: list[dict] = []
+    while time.monotonic() < deadline:
+        result = prom.custom_query(expr)
+        if result:
+            return result
+        time.sleep(2)
+    return result
+
+
+def test_every_target_is_up(native_stack: RenderContext, prom: PrometheusConnect) -> None:
+    result = wait_for_series(prom, "up")
+    jobs = {series["metric"]["job"] for series in result}
+    assert jobs >= EXPECTED_JOBS, f"jobs not scraped: {EXPECTED_JOBS - jobs}"
+    down = [s["metric"] for s in result if s["value"][1] != "1"]
+    assert not down, f"targets down: {down}"
+    gateways = [s for s in result if s["metric"]["job"] == "gateway"]
+    assert len(gateways) == len(native_stack.ports["gateway"])
+
+
+@pytest.mark.parametrize("exporter", sorted(KEY_METRICS))
+def test_exporter_key_metric_present(prom: PrometheusConnect, exporter: str) -> None:
+    expr, expected = KEY_METRICS[exporter]
+    result = wait_for_series(prom, expr)
+    assert result, f"{exporter}: no series for {expr}"
+    if expected is not None:
+        assert all(float(s["value"][1]) == expected for s in result), result
+
+
+def test_retention_comes_from_the_policy(native_stack: RenderContext) -> None:
+    with prometheus_client(native_stack) as client:
+        flags = client.get("/api/v1/status/flags").json()["data"]
+    retention = load_policy().retention
+    # Prometheus prints durations its own way (7d -> 1w): compare seconds.
+    assert parse_duration(flags["storage.tsdb.retention.time"]) == parse_duration(retention.time)
+    assert parse_size(flags["storage.tsdb.retention.size"]) == parse_size(retention.size)
+    assert flags["web.enable-admin-api"] == "true"
+
+
+def test_prometheus_and_alertmanager_refuse_anonymous_and_plain_http(native_stack: RenderContext) -> None:
+    import httpx
+
+    from testbed.metrics.client import _tls
+
+    for name in ("prometheus", "alertmanager"):
+        address = native_stack.address(name)
+        assert httpx.get(f"https://{address}/-/ready", verify=_tls(native_stack)).status_code == 401
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{address}/-/ready", timeout=5).raise_for_status()
+
+
+@pytest.mark.slow
+def test_every_dashboard_query_returns_series_after_load(
+    native_stack: RenderContext, prom: PrometheusConnect
+) -> None:
+    window = parse_duration(load_policy().symptom_rate_window)
+    with shop_traffic(native_stack) as traffic:
+        # Two rate windows of traffic, so every rate()/recording rule has samples.
+        time.sleep(2 * window + 10)
+    assert traffic.sent > 0
+    empty = []
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        for title, expr in panel_queries(json.loads(path.read_text())):
+            if not prom.custom_query(expr):
+                empty.append(f"{path.stem} / {title}: {expr}")
+    assert not empty, "panel queries without series:\n" + "\n".join(empty)
+
+
+def test_archive_metrics_takes_a_snapshot(native_stack: RenderContext, tmp_path) -> None:
+    tarball = archive(native_stack, tmp_path / "metrics.tar.gz")
+    assert tarball.stat().st_size > 0
