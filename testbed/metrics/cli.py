@@ -32,6 +32,26 @@ def render_command() -> None:
         typer.echo(f"wrote {path}")
 
 
+@metrics_app.command("reload")
+def reload_command() -> None:
+    """Re-render the native Prometheus/Alertmanager/blackbox configs and reload the running ones."""
+    import httpx
+
+    from testbed.metrics.client import alertmanager_client, prometheus_client
+    from testbed.metrics.render import render_native
+
+    ctx = RenderContext.native()
+    render_native(ctx)
+    for name, make_client in (("prometheus", prometheus_client), ("alertmanager", alertmanager_client)):
+        try:
+            with make_client(ctx) as client:
+                client.post("/-/reload").raise_for_status()
+        except httpx.HTTPError as exc:
+            typer.echo(f"error: {name} did not reload ({exc}): is the stack up (`testbed status`)?", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"{name} reloaded")
+
+
 def archive_metrics_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also pack the snapshot into this .tar.gz")
