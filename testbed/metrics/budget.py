@@ -8,6 +8,7 @@ then the group's next flush (``group_interval``). A margin covers delivery and c
 from __future__ import annotations
 
 from testbed.metrics.policy import Policy, load_policy, parse_duration
+from testbed.metrics.rules import FAST_BURN
 
 MARGIN_S = 10.0
 
@@ -49,6 +50,8 @@ def fast_burn_detection_budget_s(
 
 
 def fast_burn_resolution_budget_s(policy: Policy | None = None, margin_s: float = MARGIN_S) -> float:
-    """Once errors stop, the short window's ratio falls under the threshold within one short window."""
+    """Once errors stop, each condition clears when its short window has drained: the longest short
+    window of the fast-burn pairs (6x over 6h/30m, scaled) bounds it."""
     policy = policy or load_policy()
-    return resolution_budget_s(policy, margin_s, settle_s=parse_duration(policy.scaled_window("5m")))
+    longest_short = max(parse_duration(policy.scaled_window(short)) for _, _, short in FAST_BURN)
+    return resolution_budget_s(policy, margin_s, settle_s=longest_short)
