@@ -46,6 +46,6 @@ def test_grafana_ini_has_no_anonymous_access_and_no_literal_password() -> None:
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(STACK_DIR / "grafana" / "grafana.ini")
     assert ini.getboolean("auth.anonymous", "enabled") is False
-    assert ini.get("security", "admin_password").startswith("$__env{")
+    assert ini.get("security", "admin_password").startswith("$__file{")
     assert ini.get("users", "auto_assign_org_role") == "Viewer"
     assert ini.getboolean("users", "allow_sign_up") is False
