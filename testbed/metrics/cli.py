@@ -52,6 +52,14 @@ def reload_command() -> None:
         typer.echo(f"{name} reloaded")
 
 
+@metrics_app.command("figures")
+def figures_command() -> None:
+    """Write bench/RESULTS-metrics.md: alert timings vs budget, rule evaluation time (live stack)."""
+    from testbed.metrics.figures import write_results
+
+    typer.echo(f"wrote {write_results(RenderContext.native())}")
+
+
 def archive_metrics_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also pack the snapshot into this .tar.gz")
