@@ -70,8 +70,12 @@ class UpProgress:
         return table
 
 
-def run_up(stack: NativeStack) -> None:
-    progress = UpProgress([c.name for c in stack.components])
+def run_up(stack: NativeStack, names: list[str] | None = None) -> None:
+    try:
+        wanted = stack.closure(names) if names else {c.name for c in stack.components}
+    except StackError as exc:
+        raise fail(str(exc)) from None
+    progress = UpProgress([c.name for c in stack.components if c.name in wanted])
     try:
         with Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live:
 
@@ -79,7 +83,7 @@ def run_up(stack: NativeStack) -> None:
                 progress(name, phase, detail)
                 live.update(progress.table())
 
-            stack.up(on_event)
+            stack.up(on_event, names)
             live.update(progress.table())
     except KeyboardInterrupt:
         raise fail(
@@ -124,11 +128,16 @@ def setup_command() -> None:
 Backend = Annotated[str, typer.Option("--backend", help="native (supervisord) or compose (Docker).")]
 
 
-def up_command(backend: Backend = "native") -> None:
-    """Bring the whole stack up, in dependency order, each component gated on its health check."""
-    if dispatch(backend, "up", []):
+def up_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Only these components (and what they need); default: all.")
+    ] = None,
+    backend: Backend = "native",
+) -> None:
+    """Bring the stack up, in dependency order, each component gated on its health check."""
+    if dispatch(backend, "up", names or []):
         return
-    run_up(_stack())
+    run_up(_stack(), names)
 
 
 def down_command(backend: Backend = "native") -> None:

@@ -305,13 +305,13 @@ class NativeStack:
         self.prepare()
         self.ensure_supervisord(on_event)
         try:
-            self._start_in_order(on_event, self._closure(names) if names else None)
+            self._start_in_order(on_event, self.closure(names) if names else None)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.down()
             raise
 
-    def _closure(self, names: list[str]) -> set[str]:
+    def closure(self, names: list[str]) -> set[str]:
         wanted: set[str] = set()
         todo = [self.component(n).name for n in names]
         while todo:

@@ -112,7 +112,7 @@ def render_conf(ctx: RenderContext, components: Sequence[Component], run_as: str
             "autostart=false",
             # A crash stays visible (chaos experiments and health checks see it); `up`/`start` restart.
             "autorestart=false",
-            "startsecs=1",
+            "startsecs=0",  # readiness is the health check's job, not a timer
             "startretries=0",
             f"stopsignal={component.stop_signal}",
             f"stopwaitsecs={component.stop_wait_s}",
