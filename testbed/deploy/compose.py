@@ -7,16 +7,22 @@ Every verb first makes sure a compose CLI and a Docker engine are there, and oth
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from testbed import settings
-from testbed.deploy.envfile import ENV_FILE, PUBLISHED_PORTS
+from testbed.context import RenderContext
+from testbed.deploy.envfile import ENV_FILE, PUBLISHED_PORTS, read_env, secrets_from_env
 
 COMPOSE_FILE = settings.STACK_DIR / "compose.yaml"
+# Publishes the endpoints the testbed's own tools use (tests, scenarios, chaos) on 127.0.0.1.
+ENDPOINTS_FILE = settings.STACK_DIR / "compose.endpoints.yaml"
+ENDPOINTS_SWITCH = "TESTBED_COMPOSE_ENDPOINTS"
 # `up` starts the setup job too (it is behind this profile so a plain `docker compose up` does not).
 SETUP_PROFILE = "setup"
 UP_TIMEOUT_S = 900
@@ -66,8 +72,14 @@ def _require_engine() -> tuple[str, ...]:
     return cli
 
 
+def compose_files() -> list[Path]:
+    with_endpoints = os.environ.get(ENDPOINTS_SWITCH, "") not in ("", "0")
+    return [COMPOSE_FILE, ENDPOINTS_FILE] if with_endpoints else [COMPOSE_FILE]
+
+
 def compose_args(*args: str) -> list[str]:
-    return ["-f", str(COMPOSE_FILE), "--project-directory", str(settings.STACK_DIR), *args]
+    files = [arg for path in compose_files() for arg in ("-f", str(path))]
+    return [*files, "--project-directory", str(settings.STACK_DIR), *args]
 
 
 def _run(args: Sequence[str], capture: bool = False, timeout: float | None = None) -> str:
@@ -84,6 +96,34 @@ def _run(args: Sequence[str], capture: bool = False, timeout: float | None = Non
 def up(services: Sequence[str] = ()) -> None:
     """Build the project image, run prepare and setup, start everything and wait until healthy."""
     _run(["--profile", SETUP_PROFILE, "up", "--detach", "--build", "--wait", *services], timeout=UP_TIMEOUT_S)
+    export_ca()
+
+
+def host_state_dir() -> Path:
+    """Where the host keeps what it needs to talk to the compose stack (its CA)."""
+    return settings.state_dir() / "compose"
+
+
+def export_ca() -> Path:
+    """Copy the stack's CA certificate out of the pki volume, for host-side clients."""
+    target = host_context().ca_cert
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run(["cp", "prepare:/testbed/pki/ca.crt", str(target)])
+    return target
+
+
+def host_context(env_file: Path = ENV_FILE) -> RenderContext:
+    """The compose stack as seen from the host: 127.0.0.1, the published ports, stack/.env's secrets.
+
+    Scenarios and chaos use it on ``--backend compose`` instead of ``RenderContext.native()``; the
+    services and Elasticsearch are published only with ``TESTBED_COMPOSE_ENDPOINTS=1``.
+    """
+    env = read_env(env_file)
+    if not env:
+        raise ComposeUnavailable(f"{env_file} is missing: run `testbed init` first")
+    return RenderContext(
+        mode="compose", state_dir=host_state_dir(), ports=settings.ports(), secrets=secrets_from_env(env)
+    )
 
 
 def down(volumes: bool = False) -> None:

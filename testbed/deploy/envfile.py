@@ -21,6 +21,8 @@ ENV_FILE = settings.STACK_DIR / ".env"
 COMPOSE_PROJECT = "testbed"
 # The only ports compose publishes (on BIND_ADDRESS): the UIs.
 PUBLISHED_PORTS = ("kibana", "grafana", "prometheus", "alertmanager")
+# What tests, scenarios and chaos reach from the host, published only with stack/compose.endpoints.yaml.
+ENDPOINT_PORTS = ("elasticsearch", "gateway", "inventory", "orders", "payments", "alert_sink")
 SERVICES_IMAGE = "testbed-services"
 
 
@@ -32,8 +34,8 @@ def secret_variable(field: str) -> str:
     return field.upper()
 
 
-def port_variable(name: str) -> str:
-    return f"PORT_{name.upper()}"
+def port_variable(name: str, instance: int = 0) -> str:
+    return f"PORT_{name.upper()}" + (f"_{instance}" if instance else "")
 
 
 def render_env(existing: dict[str, str] | None = None) -> dict[str, str]:
@@ -46,8 +48,9 @@ def render_env(existing: dict[str, str] | None = None) -> dict[str, str]:
     }
     for name, image in settings.versions()["images"].items():
         env[image_variable(name)] = str(image)
-    for name in PUBLISHED_PORTS:
-        env[port_variable(name)] = str(settings.port(name))
+    for name in PUBLISHED_PORTS + ENDPOINT_PORTS:
+        for instance, port in enumerate(settings.ports()[name]):
+            env[port_variable(name, instance)] = str(port)
     # Prometheus' retention is declared once, in the metrics policy; compose passes it as flags.
     retention = load_policy().retention
     env["PROMETHEUS_RETENTION_TIME"] = retention.time

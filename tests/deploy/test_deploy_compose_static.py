@@ -13,8 +13,15 @@ import yaml
 
 from testbed import settings
 from testbed.deploy import validate
-from testbed.deploy.compose import COMPOSE_FILE, ComposeUnavailable, compose_args, compose_cli
-from testbed.deploy.envfile import render_env, write_env
+from testbed.deploy.compose import (
+    COMPOSE_FILE,
+    ENDPOINTS_FILE,
+    ENDPOINTS_SWITCH,
+    ComposeUnavailable,
+    compose_args,
+    compose_cli,
+)
+from testbed.deploy.envfile import ENDPOINT_PORTS, render_env, write_env
 from testbed.deploy.runtime import COMPOSE_HOSTS
 
 DOCKERFILE = settings.STACK_DIR / "docker" / "services.Dockerfile"
@@ -121,8 +128,12 @@ def _compose_cli_or_skip() -> tuple[str, ...]:
         pytest.skip(f"`docker compose config` not run: {exc}")
 
 
-def test_docker_compose_config_parses_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_endpoints", ["0", "1"])
+def test_docker_compose_config_parses_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_endpoints: str
+) -> None:
     cli = _compose_cli_or_skip()
+    monkeypatch.setenv(ENDPOINTS_SWITCH, with_endpoints)
     env_file = write_env(tmp_path / ".env")
     result = subprocess.run(
         [*cli, *compose_args("--env-file", str(env_file), "--profile", "setup", "config", "--quiet")],
@@ -234,3 +245,35 @@ def test_grafana_gets_every_variable_its_committed_config_reads(model: dict[str,
     provided = set(environment) | {key.removesuffix("__FILE") for key in environment}
     assert wanted, "no variables found: has the metrics area's Grafana config moved?"
     assert wanted - provided == set()
+
+
+@pytest.fixture(scope="module")
+def endpoints(env: dict[str, str]) -> dict[str, Any]:
+    return validate.load_compose(env, ENDPOINTS_FILE)
+
+
+def test_endpoints_override_matches_the_schema_and_publishes_on_loopback_only(
+    endpoints: dict[str, Any], model: dict[str, Any]
+) -> None:
+    assert validate.schema_errors(endpoints, "compose-spec") == []
+    for name, service in endpoints["services"].items():
+        assert name in model["services"], f"{name} is not a service of compose.yaml"
+        assert service["ports"] and all(str(port).startswith("127.0.0.1:") for port in service["ports"])
+        assert "frontend" in service["networks"]
+
+
+def test_endpoints_override_publishes_what_the_host_side_tools_use(endpoints: dict[str, Any]) -> None:
+    published = {
+        int(str(port).split(":")[2])
+        for service in endpoints["services"].values()
+        for port in service["ports"]
+    }
+    declared = yaml.safe_load((settings.STACK_DIR / "ports.yaml").read_text())
+    for name in ENDPOINT_PORTS:
+        ports = declared[name] if isinstance(declared[name], list) else [declared[name]]
+        assert set(ports) <= published, name
+
+
+def test_endpoints_override_variables_are_defined_by_testbed_init(env: dict[str, str]) -> None:
+    used = validate.referenced_variables(validate.load_compose_raw(ENDPOINTS_FILE))
+    assert used and used - set(env) == set()

@@ -42,6 +42,7 @@ def test_compose_job_brings_the_stack_up_tests_it_and_always_tears_it_down(workf
     runs = _runs(job)
     assert "testbed init" in runs and "testbed up --backend compose" in runs
     assert "-m compose" in runs, "the compose-backed suite"
+    assert job["env"]["TESTBED_COMPOSE_ENDPOINTS"] == "1", "scenarios reach the services from the host"
     assert "--backend compose" in runs.split("testbed run", 1)[1], "a scenario on compose"
     down = [s for s in job["steps"] if "down --volumes" in s.get("run", "")]
     assert down and down[0]["if"] == "always()"

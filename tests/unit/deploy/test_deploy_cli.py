@@ -48,3 +48,21 @@ def test_unknown_backend_is_refused_with_the_choices() -> None:
     result = _testbed("up", "--backend", "kubernetes")
     assert result.returncode == 2
     assert "choose one of native, compose" in result.stderr
+
+
+def test_host_context_reads_the_env_files_secrets_and_points_at_loopback(tmp_path: Path) -> None:
+    from testbed.deploy.compose import host_context
+    from testbed.deploy.envfile import read_env, write_env
+
+    env_file = write_env(tmp_path / ".env")
+    ctx = host_context(env_file)
+    assert ctx.secrets.elastic_password == read_env(env_file)["ELASTIC_PASSWORD"]
+    assert ctx.host("elasticsearch") == "127.0.0.1"
+    assert ctx.ca_cert.parent.parent.name == "compose"
+
+
+def test_host_context_without_env_file_names_the_fix(tmp_path: Path) -> None:
+    from testbed.deploy.compose import ComposeUnavailable, host_context
+
+    with pytest.raises(ComposeUnavailable, match="testbed init"):
+        host_context(tmp_path / "missing.env")
