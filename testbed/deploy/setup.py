@@ -15,8 +15,9 @@ import stat
 import time
 from pathlib import Path
 
+import httpx
 import yaml
-from elasticsearch import ApiError, TransportError
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from testbed.context import RenderContext
 from testbed.logs import bootstrap, clients
@@ -83,9 +84,78 @@ def wait_for_elasticsearch(ctx: RenderContext, timeout_s: float = 300.0) -> None
     raise RuntimeError(f"Elasticsearch at {url} not ready after {timeout_s:.0f} s: {last_error}")
 
 
+def kibana_url(ctx: RenderContext) -> str:
+    return f"http://{ctx.host('kibana')}:{ctx.port('kibana')}"
+
+
+def wait_for_kibana(ctx: RenderContext, timeout_s: float = 600.0) -> None:
+    """Kibana becomes available only once ``kibana_system`` has its password (set just before)."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    auth = ("elastic", ctx.secrets.elastic_password)
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{kibana_url(ctx)}/api/status", auth=auth, timeout=10)
+            level = (
+                response.json().get("status", {}).get("overall", {}).get("level")
+                if response.is_success
+                else None
+            )
+            if level == "available":
+                return
+            last = f"HTTP {response.status_code}, level {level}"
+        except (httpx.HTTPError, ValueError) as exc:
+            last = str(exc) or type(exc).__name__
+        time.sleep(5)
+    raise RuntimeError(f"Kibana at {kibana_url(ctx)} not available after {timeout_s:.0f} s: {last}")
+
+
+# Compose only (the native node has no ILM): attaches the retention policy to the logs indices.
+LIFECYCLE_TEMPLATE = "logs-testbed-lifecycle"
+
+
+def apply_retention(es: Elasticsearch) -> None:
+    """The logs area's ILM and SLM policies (rendered from stack/retention.yaml), attached to the logs
+    index template through one extra component template, and to the indices that already exist."""
+    from testbed.logs import layout, retention
+
+    ilm_name, slm_id = retention.ILM_FILE.stem, retention.SLM_FILE.stem
+    es.ilm.put_lifecycle(name=ilm_name, policy=retention.ilm_policy()["policy"])
+    es.slm.put_lifecycle(policy_id=slm_id, **retention.slm_policy())
+    es.cluster.put_component_template(
+        name=LIFECYCLE_TEMPLATE,
+        template={"settings": {"index.lifecycle.name": ilm_name}},
+        meta={"description": "compose: ILM policy of the logs indices (testbed/deploy/setup.py)"},
+    )
+    for name, body in layout.index_templates().items():
+        extra = {key: body[key] for key in ("template", "version", "data_stream") if key in body}
+        es.indices.put_index_template(
+            name=name,
+            index_patterns=body["index_patterns"],
+            composed_of=[*body["composed_of"], LIFECYCLE_TEMPLATE],
+            priority=body.get("priority"),
+            meta=body.get("_meta"),
+            **extra,
+        )
+    es.indices.put_settings(
+        index=f"{layout.retention().index_prefix}*",
+        settings={"index.lifecycle.name": ilm_name},
+        allow_no_indices=True,
+    )
+
+
 def apply(ctx: RenderContext) -> None:
     wait_for_elasticsearch(ctx)
     bootstrap.apply(ctx)
+    log.info("Elasticsearch: templates, roles, users, snapshot repository applied")
+    with clients.superuser(ctx) as es:
+        apply_retention(es)
+    log.info("Elasticsearch: ILM and SLM policies applied")
+    from testbed.logs import kibana
+
+    wait_for_kibana(ctx)
+    kibana.import_saved_objects(kibana_url(ctx), "elastic", ctx.secrets.elastic_password)
+    log.info("Kibana: saved objects imported")
 
 
 def umask_for_group_sharing() -> None:

@@ -277,3 +277,19 @@ def test_endpoints_override_publishes_what_the_host_side_tools_use(endpoints: di
 def test_endpoints_override_variables_are_defined_by_testbed_init(env: dict[str, str]) -> None:
     used = validate.referenced_variables(validate.load_compose_raw(ENDPOINTS_FILE))
     assert used and used - set(env) == set()
+
+
+@pytest.mark.parametrize(
+    ("service", "patterns"),
+    [
+        ("kibana", ["kibana/kibana.yml"]),
+        ("logstash", ["logstash/pipeline/*.conf", "logstash/config/logstash.yml"]),
+    ],
+)
+def test_elastic_containers_get_every_variable_their_committed_config_reads(
+    model: dict[str, Any], service: str, patterns: list[str]
+) -> None:
+    files = [path for pattern in patterns for path in settings.STACK_DIR.glob(pattern)]
+    assert files, f"no committed config for {service}"
+    wanted = {name for path in files for name in re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", path.read_text())}
+    assert wanted - set(model["services"][service].get("environment", {})) == set()
