@@ -66,7 +66,8 @@ class DriveResult:
     """Requests that got an HTTP answer (each writes exactly one gateway access-log line)."""
 
     answered: list[str] = field(default_factory=list)
-    transport_errors: int = 0
+    # No answer (timeout, reset): the gateway may or may not have served and logged these.
+    unanswered: list[str] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
 
 
@@ -102,7 +103,7 @@ async def drive_gateway(
             try:
                 response = await client.get(url, headers={"x-request-id": request_id})
             except httpx.HTTPError:
-                result.transport_errors += 1
+                result.unanswered.append(request_id)
                 continue
             result.answered.append(request_id)
             result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
