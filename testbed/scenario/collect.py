@@ -109,8 +109,11 @@ class LogWatcher:
             return None
 
 
-def prometheus_scalar(access: StackAccess, query: str) -> tuple[float | None, str | None]:
-    """An instant query's first value, or (None, why)."""
+def prometheus_scalar(
+    access: StackAccess, query: str, empty_is_zero: bool = False
+) -> tuple[float | None, str | None]:
+    """An instant query's first value, or (None, why). Before any traffic a counter has no series yet:
+    ``empty_is_zero`` reads that as 0."""
     client, base = access.prometheus()
     try:
         with client:
@@ -121,6 +124,8 @@ def prometheus_scalar(access: StackAccess, query: str) -> tuple[float | None, st
         return None, f"Prometheus query {query!r} failed: {exc}"
     result = payload.get("data", {}).get("result", [])
     if not result:
+        if empty_is_zero:
+            return 0.0, None
         return None, f"Prometheus query {query!r} returned no series: does the metric exist?"
     return float(result[0]["value"][1]), None
 

@@ -149,7 +149,11 @@ def run_scenario(
     counter_query = (
         scenario.assertions.cross_signal.prometheus_counter if scenario.assertions.cross_signal else None
     )
-    counter_start, why = collect.prometheus_scalar(access, counter_query) if counter_query else (None, None)
+    counter_start, why = (
+        collect.prometheus_scalar(access, counter_query, empty_is_zero=True)
+        if counter_query
+        else (None, None)
+    )
     if why:
         notes.append(f"at start: {why}")
 

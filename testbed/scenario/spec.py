@@ -117,13 +117,17 @@ class ExpectedAlert(_Strict):
     max_time_to_resolve_s: Annotated[float, Field(gt=0)] | None = None  # from the fault's end
 
 
+# Requests the gateway served on its public routes (probes, scrapes and fault admin excluded).
+GATEWAY_REQUEST_COUNTER = (
+    'sum(http_requests_total{service="gateway",route!~"/healthz|/readyz|/metrics|/openapi.json|/admin/.*"})'
+)
+
+
 class CrossSignal(_Strict):
     # Locust's count vs Prometheus' counter vs Elasticsearch's access-log count, relative difference.
     tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.02
     # PromQL giving the gateway's cumulative request count (sampled at start and end of the run).
-    prometheus_counter: str = (
-        'sum(http_requests_total{service="gateway",route!~"/healthz|/readyz|/metrics|/openapi.json|/admin/.*"})'
-    )
+    prometheus_counter: str = GATEWAY_REQUEST_COUNTER
 
 
 class Assertions(_Strict):
