@@ -23,7 +23,7 @@ from testbed.native.control import NativeStack, StackError
 
 pytestmark = pytest.mark.native
 
-PRIVATE_OFFSET = "5000"
+PRIVATE_OFFSET = os.environ.get("TESTBED_NATIVE_TEST_OFFSET", "7000")  # clear of the team's 1000-4000
 # Light components (no Elasticsearch) that still cover a JVM-less tree of processes: PostgreSQL
 # forks workers, RabbitMQ runs a shell wrapper, beam, epmd and helpers.
 SUBSET = ["postgres_exporter", "rabbitmq", "prometheus"]
