@@ -36,7 +36,13 @@ class StackAccess:
     ctx: RenderContext
 
     @classmethod
-    def current(cls) -> StackAccess:
+    def current(cls, backend: Backend | None = None) -> StackAccess:
+        """The stack of ``backend`` (default: ``TESTBED_BACKEND``, else native)."""
+        if (backend or backend_from(None)) == "compose":
+            # Published ports on 127.0.0.1, secrets from stack/.env, the CA exported by `up`.
+            from testbed.deploy.compose import host_context
+
+            return cls(host_context())
         return cls(RenderContext.native())
 
     def _tls_client(self, user: str, password: str, timeout_s: float) -> httpx.Client:

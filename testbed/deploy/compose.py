@@ -28,6 +28,42 @@ SETUP_PROFILE = "setup"
 UP_TIMEOUT_S = 900
 
 
+# Native component name (`testbed status`) -> the compose service doing the same job, so chaos
+# experiments and scenarios address components by one name on both backends. Components without an
+# equivalent: epmd (inside the rabbitmq container) and the Curator job (ILM/SLM do it in compose).
+COMPONENT_SERVICES: dict[str, str] = {
+    "elasticsearch": "elasticsearch",
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+    "node_exporter": "node-exporter",
+    "postgres_exporter": "postgres-exporter",
+    "elasticsearch_exporter": "elasticsearch-exporter",
+    "blackbox_exporter": "blackbox-exporter",
+    "postgresql": "postgres",
+    "rabbitmq": "rabbitmq",
+    "rsyslog": "logstash",  # the log shipper
+    "gateway": "gateway",
+    "gateway-1": "gateway-2",
+    "inventory": "inventory",
+    "orders": "orders",
+    "payments": "payments",
+    "alert_sink": "alert-sink",
+}
+NO_COMPOSE_EQUIVALENT = ("epmd",)
+# Status keys: the native name wherever there is one (the shipper keeps its own name, logstash).
+_STATUS_NAMES = {service: name for name, service in COMPONENT_SERVICES.items() if name != "rsyslog"}
+
+
+def service_names(names: Sequence[str]) -> list[str]:
+    """Compose services for native component names (compose service names pass through)."""
+    result = []
+    for name in names:
+        if name in NO_COMPOSE_EQUIVALENT:
+            raise ComposeUnavailable(f"{name} has no container of its own in the compose stack")
+        result.append(COMPONENT_SERVICES.get(name, name))
+    return result
+
+
 class ComposeUnavailable(RuntimeError):
     """No compose CLI or no reachable Docker engine; the message names the fix."""
 
@@ -131,15 +167,15 @@ def down(volumes: bool = False) -> None:
 
 
 def stop(services: Sequence[str] = ()) -> None:
-    _run(["stop", *services])
+    _run(["stop", *service_names(services)])
 
 
 def start(services: Sequence[str] = ()) -> None:
-    _run(["start", *services])
+    _run(["start", *service_names(services)])
 
 
 def kill(services: Sequence[str] = (), signal: str = "KILL") -> None:
-    _run(["kill", "--signal", signal, *services])
+    _run(["kill", "--signal", signal, *service_names(services)])
 
 
 def _ui_url(service: str) -> str | None:
@@ -162,7 +198,7 @@ def status_from_ps(lines: str) -> dict[str, Any]:
     components: dict[str, dict[str, Any]] = {}
     for entry in entries:
         service = entry.get("Service") or entry.get("Name", "?")
-        components[service] = {
+        components[_STATUS_NAMES.get(service, service)] = {
             "state": entry.get("State", "unknown"),
             "health": entry.get("Health") or ("none" if entry.get("State") == "running" else "unknown"),
             "pid": None,

@@ -66,3 +66,51 @@ def test_host_context_without_env_file_names_the_fix(tmp_path: Path) -> None:
 
     with pytest.raises(ComposeUnavailable, match="testbed init"):
         host_context(tmp_path / "missing.env")
+
+
+def test_every_native_component_has_a_compose_service_or_says_why() -> None:
+    from testbed.context import RenderContext
+    from testbed.deploy.compose import COMPONENT_SERVICES, NO_COMPOSE_EQUIVALENT
+    from testbed.deploy.envfile import render_env
+    from testbed.deploy.runtime import compose_context
+    from testbed.deploy.validate import load_compose
+    from testbed.native.stack import components
+
+    ctx: RenderContext = compose_context(render_env())
+    services = set(load_compose(render_env())["services"])
+    for component in components(ctx):
+        if component.name in NO_COMPOSE_EQUIVALENT or component.group == "jobs":
+            continue
+        assert COMPONENT_SERVICES.get(component.name) in services, component.name
+
+
+def test_status_uses_native_names_and_verbs_accept_them() -> None:
+    from testbed.deploy.compose import service_names
+
+    ps = (
+        '{"Service":"postgres","State":"running","Health":"healthy"}\n'
+        '{"Service":"gateway-2","State":"running"}'
+    )
+    assert set(status_from_ps(ps)["components"]) == {"postgresql", "gateway-1"}
+    assert service_names(["postgresql", "gateway-1", "rsyslog", "kibana"]) == [
+        "postgres",
+        "gateway-2",
+        "logstash",
+        "kibana",
+    ]
+
+
+def test_chaos_reaches_the_compose_stack_through_its_host_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaos.stack_access import StackAccess
+    from testbed.deploy import compose
+    from testbed.deploy.envfile import read_env, write_env
+
+    env_file = write_env(tmp_path / ".env")
+    monkeypatch.setattr(compose, "ENV_FILE", env_file)
+    monkeypatch.setattr(compose.host_context, "__defaults__", (env_file,))
+    monkeypatch.setenv("TESTBED_BACKEND", "compose")
+    access = StackAccess.current()
+    assert access.ctx.secrets.prometheus_password == read_env(env_file)["PROMETHEUS_PASSWORD"]
+    assert access.service_url("gateway", 1) == "http://127.0.0.1:18180"
