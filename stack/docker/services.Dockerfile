@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The project's one image: the services under test, the alert sink and the compose set-up jobs.
 # Base images come from stack/versions.yaml through stack/.env (compose passes them as build args).
 ARG PYTHON_IMAGE

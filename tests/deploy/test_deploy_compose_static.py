@@ -293,3 +293,10 @@ def test_elastic_containers_get_every_variable_their_committed_config_reads(
     assert files, f"no committed config for {service}"
     wanted = {name for path in files for name in re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", path.read_text())}
     assert wanted - set(model["services"][service].get("environment", {})) == set()
+
+
+def test_services_image_pulls_nothing_unpinned() -> None:
+    """Base images come in as build args from versions.yaml; no `# syntax=` frontend image is pulled."""
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"^#\s*syntax=", text, re.MULTILINE)
+    assert set(re.findall(r"^FROM (\S+)", text, re.MULTILINE)) <= {"${UV_IMAGE}", "${PYTHON_IMAGE}"}
