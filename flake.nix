@@ -123,11 +123,13 @@
           assert checked;
           pkgs.runCommand "testbed-${name}"
             {
+              # Tools the unit tests call: promtool/amtool (rules, configs), rsyslogd -N1, nix-instantiate.
               nativeBuildInputs = [
                 devEnv
                 pkgs.nix
                 pkgs.prometheus
                 pkgs.prometheus-alertmanager
+                pkgs.rsyslog
               ];
             }
             ''
