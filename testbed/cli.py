@@ -27,8 +27,8 @@ from testbed.metrics.cli import register as _register_metrics  # noqa: E402
 from testbed.native.cli import register as _register_native  # noqa: E402
 from testbed.scenario.cli import register as _register_scenario  # noqa: E402
 
-_register_native(app)
 _register_deploy(app)
 _register_logs(app)
 _register_metrics(app)
 _register_scenario(app)
+_register_native(app)  # last: it finds the shared `bench` group made by the logs area

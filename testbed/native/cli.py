@@ -253,6 +253,30 @@ def demo_command() -> None:
     console.print("[green]smoke check passed[/]: every component healthy")
 
 
+def bench_stack_command(
+    idle: Annotated[float, typer.Option("--idle", help="Seconds of idle before measuring memory.")] = 30.0,
+) -> None:
+    """Cold/warm start to all-healthy and RSS at idle (private stack); writes bench/RESULTS-native.md."""
+    from testbed.native import bench
+
+    try:
+        figures = bench.run(lambda message: console.print(f"[dim]·[/] {message}"), idle_s=idle)
+    except StackError as exc:
+        raise fail(str(exc), exc.detail) from None
+    out.print(figures.markdown())
+    console.print(f"written to {bench.write_results(figures)}")
+
+
+def bench_group(app: typer.Typer) -> typer.Typer:
+    """The shared ``testbed bench`` group (each area adds its own `bench <what>`)."""
+    for group in app.registered_groups:
+        if group.name == "bench" and group.typer_instance is not None:
+            return group.typer_instance
+    bench = typer.Typer(no_args_is_help=True, help="Measure the native stack (figures for the README).")
+    app.add_typer(bench, name="bench")
+    return bench
+
+
 def register(app: typer.Typer) -> None:
     """Add the native stack's commands to the `testbed` app."""
     app.command("setup")(setup_command)
@@ -266,3 +290,4 @@ def register(app: typer.Typer) -> None:
     app.command("restart")(restart_command)
     app.command("logs")(logs_command)
     app.command("demo")(demo_command)
+    bench_group(app).command("stack")(bench_stack_command)

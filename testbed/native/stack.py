@@ -9,6 +9,7 @@ from __future__ import annotations
 from services import native as services_native
 from testbed.context import RenderContext
 from testbed.logs import bootstrap as logs_bootstrap
+from testbed.logs import retention as logs_retention
 from testbed.logs import rsyslog as logs_rsyslog
 from testbed.metrics import render as metrics_render
 from testbed.metrics.scrape import retention_flags
@@ -138,7 +139,8 @@ def elasticsearch_exporter(ctx: RenderContext) -> Component:
         ],
         port_names=("elasticsearch_exporter",),
         health=HealthCheck("http", _url(ctx, "elasticsearch_exporter", path="/metrics")),
-        depends_on=("elasticsearch",),
+        # Not gated on Elasticsearch: the exporter waits 10 s for `GET /` (absent from this bare
+        # distribution) before it listens, so it starts alongside Elasticsearch instead of after it.
         url=_url(ctx, "elasticsearch_exporter"),
     )
 
@@ -241,5 +243,6 @@ def components(ctx: RenderContext) -> list[Component]:
         epmd(ctx),
         rabbitmq(ctx),
         rsyslog(ctx),
+        logs_retention.component(ctx),  # Curator on a schedule (stack/retention.yaml)
     ]
     return infra + services_native.components(ctx)

@@ -1,0 +1,147 @@
+"""`testbed bench stack`: cold and warm start of the whole native stack to all-healthy, RSS at idle.
+
+Runs on a private stack (own state dir and port offset) so a running stack is not disturbed.
+Cold = a fresh state dir with the Elasticsearch archive already cached (PKI, keystore, initdb and
+RabbitMQ's first boot included); warm = the same state dir started again after `down`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from testbed import settings
+from testbed.context import RenderContext
+from testbed.native import control
+from testbed.native.control import NativeStack
+
+RESULTS_FILE = settings.REPO_ROOT / "bench" / "RESULTS-native.md"
+BENCH_STATE_DIR = Path("/var/tmp/testbed-bench")
+BENCH_PORT_OFFSET = 8000
+WARM_GOAL_S = 45.0
+RSS_GOAL_BYTES = 4 * 1024**3
+
+
+@dataclass
+class StackFigures:
+    cold_start_s: float = 0.0
+    warm_start_s: float = 0.0
+    component_ready_s: dict[str, float] = field(default_factory=dict)  # warm start, per component
+    rss_bytes: int = 0
+    pss_bytes: int = 0
+    rss_by_component: dict[str, int] = field(default_factory=dict)
+    process_count: int = 0
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    components: int = 0
+
+    def markdown(self) -> str:
+        gib = 1024**3
+        mib = 1024**2
+        lines = [
+            "# Native stack figures",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `testbed bench stack` on {platform.node()} "
+            f"({os.cpu_count()} CPU cores, {psutil.virtual_memory().total / gib:.0f} GB RAM), "
+            f"{self.components} components. Load average before the run: "
+            + ", ".join(f"{x:.1f}" for x in self.load_before)
+            + " (the machine is shared: other stacks may run beside it).",
+            "",
+            "| figure | value | goal |",
+            "|---|---|---|",
+            f"| cold start to all-healthy (archive cached, fresh state dir) | {self.cold_start_s:.1f} s | |",
+            f"| warm start to all-healthy | {self.warm_start_s:.1f} s | <= {WARM_GOAL_S:.0f} s |",
+            f"| RSS of the whole stack at idle (sum over {self.process_count} processes) | "
+            f"{self.rss_bytes / gib:.2f} GiB | <= {RSS_GOAL_BYTES / gib:.0f} GB |",
+            "| PSS of the whole stack at idle (shared pages counted once) | "
+            f"{self.pss_bytes / gib:.2f} GiB | |",
+            "",
+            "Warm start: when each component became healthy (seconds after `up` began):",
+            "",
+            "| component | healthy at | RSS at idle |",
+            "|---|---|---|",
+        ]
+        for name, at in sorted(self.component_ready_s.items(), key=lambda item: item[1]):
+            lines.append(f"| {name} | {at:.1f} s | {self.rss_by_component.get(name, 0) / mib:.0f} MiB |")
+        lines += ["", "Reproduce: `testbed setup && testbed bench stack` (private state dir "
+                  f"`{BENCH_STATE_DIR}`, port offset {BENCH_PORT_OFFSET}).", ""]  # fmt: skip
+        return "\n".join(lines)
+
+
+def _timed_up(stack: NativeStack) -> tuple[float, dict[str, float]]:
+    started = time.monotonic()
+    ready: dict[str, float] = {}
+
+    def on_event(name: str, phase: control.Phase, _detail: str) -> None:
+        if phase in ("healthy", "already running"):
+            ready[name] = time.monotonic() - started
+
+    stack.up(on_event)
+    return time.monotonic() - started, ready
+
+
+def _memory(stack: NativeStack) -> tuple[int, int, int, dict[str, int]]:
+    """(RSS sum, PSS sum, process count, RSS per component) of every process of the stack."""
+    supervisor_children = {
+        name: info.get("pid") for name, info in stack.client.process_info().items() if info.get("pid")
+    }
+    owner: dict[int, str] = {}
+    for name, pid in supervisor_children.items():
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                owner[proc.pid] = name
+        except psutil.Error:
+            continue
+    rss = pss = 0
+    by_component: dict[str, int] = {}
+    processes = control.stack_processes(stack.ctx)
+    for proc in processes:
+        try:
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+        name = owner.get(proc.pid, "supervisord")
+        by_component[name] = by_component.get(name, 0) + info.rss
+    return rss, pss, len(processes), by_component
+
+
+def run(progress: Callable[[str], None], idle_s: float = 30.0) -> StackFigures:
+    """Measure on the private bench stack; leaves nothing running."""
+    os.environ["TESTBED_STATE_DIR"] = str(BENCH_STATE_DIR)
+    os.environ["TESTBED_PORT_OFFSET"] = str(BENCH_PORT_OFFSET)
+    figures = StackFigures(load_before=os.getloadavg())
+    stale = NativeStack()
+    stale.down()
+    shutil.rmtree(BENCH_STATE_DIR, ignore_errors=True)
+    try:
+        stack = NativeStack(RenderContext.native())
+        figures.components = len(stack.components)
+        progress("cold start (fresh state dir)...")
+        figures.cold_start_s, _ = _timed_up(stack)
+        progress(f"cold start: {figures.cold_start_s:.1f} s; stopping")
+        stack.down()
+        stack = NativeStack()
+        progress("warm start...")
+        figures.warm_start_s, figures.component_ready_s = _timed_up(stack)
+        progress(f"warm start: {figures.warm_start_s:.1f} s; idling {idle_s:.0f} s before measuring memory")
+        time.sleep(idle_s)
+        figures.rss_bytes, figures.pss_bytes, figures.process_count, figures.rss_by_component = _memory(stack)
+    finally:
+        NativeStack().down()
+    return figures
+
+
+def write_results(figures: StackFigures) -> Path:
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(figures.markdown())
+    return RESULTS_FILE
