@@ -51,29 +51,72 @@ def _mask_card(match: re.Match[str]) -> str:
     return MASK if _luhn_valid(digits) else match.group(0)
 
 
+# One cheap scan decides whether a string needs the substitutions at all (most log strings do not).
+_MAYBE_SENSITIVE = re.compile(
+    r"@|[0-9][0-9 -]{11,}[0-9]|(?i:bearer|basic|passw|pwd|secret|api.?key|token|authoriz)"
+)
+
+
 def redact_text(text: str) -> str:
+    if not _MAYBE_SENSITIVE.search(text):
+        return text
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
     text = _EMAIL.sub(MASK, text)
     return _CARD.sub(_mask_card, text)
 
 
-def redact(value: Any, keep: Collection[str] = (), _path: str = "") -> Any:
+def redact_field(name: str, value: Any) -> Any:
+    """A field's value, masked whole when its (last) name is sensitive, else redacted."""
+    if value is not None and name.rsplit(".", 1)[-1].lower() in _SECRET_KEYS:
+        return MASK
+    return redact_tree(value, {})
+
+
+KeepTree = dict[str, "KeepTree | bool"]
+
+
+def keep_tree(paths: Collection[str]) -> KeepTree:
+    """Dotted paths (``trace.id``) as a nested lookup, so a walk never builds path strings."""
+    tree: KeepTree = {}
+    for path in paths:
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if child is True:
+                break
+            node = child  # type: ignore[assignment]
+        else:
+            node[leaf] = True
+    return tree
+
+
+def redact(value: Any, keep: Collection[str] = ()) -> Any:
     """Redact every string in a JSON-like value; values under sensitive keys are masked whole.
 
     ``keep`` lists dotted paths left untouched (identifiers such as ``trace.id`` that may look like digits).
+    Dicts and lists are redacted in place (log events are built fresh for each line).
     """
-    if _path in keep:
-        return value
+    return redact_tree(value, keep_tree(keep) if keep else {})
+
+
+def redact_tree(value: Any, keep: KeepTree) -> Any:
+    """``redact`` with the kept paths already as a ``keep_tree``."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        result = {}
         for key, item in value.items():
-            path = f"{_path}.{key}" if _path else str(key)
-            sensitive = str(key).lower() in _SECRET_KEYS and item is not None and path not in keep
-            result[key] = MASK if sensitive else redact(item, keep, path)
-        return result
-    if isinstance(value, list | tuple):
-        return [redact(item, keep, _path) for item in value]
+            kept = keep.get(key)
+            if kept is True:
+                continue
+            if item is not None and key.lower() in _SECRET_KEYS:
+                value[key] = MASK
+            elif isinstance(item, str):
+                value[key] = redact_text(item)
+            elif isinstance(item, dict | list):
+                value[key] = redact_tree(item, kept or {})
+        return value
+    if isinstance(value, list):
+        return [redact_tree(item, keep) for item in value]
     return value

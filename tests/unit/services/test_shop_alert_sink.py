@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -59,7 +60,11 @@ async def test_firing_then_resolved_is_kept_in_order(sink: httpx.AsyncClient):
 
 async def test_filters_by_name_state_and_since(sink: httpx.AsyncClient):
     await sink.post("/webhook", json=_payload("firing", name="ErrorBudgetBurnFast"))
+    await asyncio.sleep(
+        0.01
+    )  # received_at has sub-millisecond precision: keep both sides of the cutoff apart
     cutoff = time.time()
+    await asyncio.sleep(0.01)
     await sink.post("/webhook", json=_payload("firing", name="TargetDown"))
     await sink.post("/webhook", json=_payload("resolved", name="TargetDown"))
     only_firing = (await sink.get("/alerts", params={"state": "firing"})).json()["alerts"]

@@ -1,0 +1,298 @@
+"""Benchmark of the services under test: ``python -m bench.services`` (stack up; writes RESULTS-services.md).
+
+1. Gateway throughput: closed-loop load on ``GET /catalog`` (gateway -> inventory -> PostgreSQL) over both
+   gateway instances at rising concurrency; the figure is the best requests/s whose p99 stays < 250 ms.
+2. Instrumentation cost: one trivial endpoint served twice side by side, bare Starlette and the full
+   shared instrumentation (ECS access log to a file, RED metrics, trace context, fault checks), measured
+   in alternating rounds in one run; the figure is instrumented / bare throughput (goal >= 0.85).
+
+The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams: httpx's per-request
+overhead would dominate and hide the difference being measured. Everything targets 127.0.0.1, bounded
+in time. On this machine the generator and the servers share 2 cores, so figures are conservative.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from testbed.context import RenderContext
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS-services.md"
+P99_BUDGET_S = 0.250
+CONCURRENCY_STEPS = (2, 4, 8, 16, 32)
+STEP_S = 6.0
+SIDE_BY_SIDE_ROUNDS = 3
+ROUND_S = 5.0
+SIDE_BY_SIDE_CONCURRENCY = 8
+
+
+@dataclass
+class Run:
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def _worker(host: str, port: int, path: str, until: float, run: Run) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Request-ID: bench\r\n\r\n".encode()
+    try:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            run.latencies.append(time.perf_counter() - started)
+            run.requests += 1
+            if status >= 500:
+                run.errors += 1
+    finally:
+        writer.close()
+
+
+async def _load(targets: list[tuple[str, int]], path: str, concurrency: int, seconds: float) -> Run:
+    run = Run(0, 0, seconds, [])
+    until = time.perf_counter() + seconds
+    await asyncio.gather(*(_worker(*targets[i % len(targets)], path, until, run) for i in range(concurrency)))
+    return run
+
+
+def load(targets: list[tuple[str, int]], path: str, concurrency: int, seconds: float) -> Run:
+    return asyncio.run(_load(targets, path, concurrency, seconds))
+
+
+# --- side-by-side servers -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(kind: str, port: int, log_dir: str, dsn: str) -> None:
+    """One of the side-by-side servers (run in a subprocess).
+
+    ``trivial``: a constant JSON answer (the instrumentation's worst case). ``product``: inventory's real
+    ``GET /products/{product_id}`` handler reading PostgreSQL. ``bare-*`` is plain Starlette with no
+    middleware and no logging; ``instrumented-*`` goes through ``service_app`` (inventory's own app for
+    ``product``).
+    """
+    from contextlib import asynccontextmanager
+
+    import asyncpg
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from services.common.app import service_app
+    from services.common.logs import configure_logging
+    from services.common.settings import ServiceSettings
+    from services.inventory.app import InventorySettings, get_product
+    from services.inventory.app import create_app as create_inventory
+
+    async def ping(_request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    mode, endpoint = kind.split("-")
+    if mode == "instrumented":
+        settings_fields = {"service_name": "bench", "port": port, "log_dir": Path(log_dir)}
+        if endpoint == "product":
+            settings = InventorySettings(**settings_fields, database_url=dsn)  # type: ignore[arg-type]
+            configure_logging(settings)
+            app = create_inventory(settings)
+        else:
+            base = ServiceSettings(**settings_fields)  # type: ignore[arg-type]
+            configure_logging(base)
+            app = service_app(base, [Route("/ping/{item}", ping)], openapi={})
+    elif endpoint == "product":
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+            app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+            yield
+            await app.state.pool.close()
+
+        app = Starlette(routes=[Route("/products/{product_id}", get_product)], lifespan=lifespan)
+    else:
+        app = Starlette(routes=[Route("/ping/{item}", ping)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, log_level="warning")
+
+
+def _start(kind: str, log_dir: str, dsn: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.services", "serve", kind, str(port), log_dir, dsn],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process, port
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"the {kind} benchmark server did not start on port {port}")
+
+
+def side_by_side(endpoint: str, path: str, dsn: str) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {"bare": [], "instrumented": []}
+    with tempfile.TemporaryDirectory(prefix="bench-services-") as log_dir:
+        servers = {mode: _start(f"{mode}-{endpoint}", log_dir, dsn) for mode in runs}
+        try:
+            for _, port in servers.values():
+                load([("127.0.0.1", port)], path, SIDE_BY_SIDE_CONCURRENCY, 1.5)
+            for round_index in range(SIDE_BY_SIDE_ROUNDS):
+                order = list(runs) if round_index % 2 == 0 else list(reversed(runs))
+                for mode in order:
+                    port = servers[mode][1]
+                    runs[mode].append(load([("127.0.0.1", port)], path, SIDE_BY_SIDE_CONCURRENCY, ROUND_S))
+        finally:
+            for process, _ in servers.values():
+                process.terminate()
+                process.wait(timeout=10)
+    return runs
+
+
+# --- gateway ----------------------------------------------------------------------------------------
+
+
+def gateway_steps(ctx: RenderContext) -> list[tuple[int, Run]]:
+    targets = [("127.0.0.1", port) for port in ctx.ports["gateway"]]
+    load(targets, "/catalog", 4, 1.5)  # warm-up: connection pools, caches
+    return [
+        (concurrency, load(targets, "/catalog", concurrency, STEP_S)) for concurrency in CONCURRENCY_STEPS
+    ]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def _ratio(runs: dict[str, list[Run]]) -> float:
+    return statistics.mean(r.rps for r in runs["instrumented"]) / statistics.mean(r.rps for r in runs["bare"])
+
+
+def _comparison(title: str, description: str, runs: dict[str, list[Run]]) -> list[str]:
+    return [
+        f"### {title}",
+        "",
+        description,
+        "",
+        "| server | req/s per round | mean req/s | p99 ms (last round) |",
+        "|---|---|---:|---:|",
+        *(
+            f"| {mode} | {', '.join(f'{r.rps:.0f}' for r in rs)} | {statistics.mean(r.rps for r in rs):.0f}"
+            f" | {_ms(rs[-1].quantile(0.99))} |"
+            for mode, rs in runs.items()
+        ),
+        "",
+        f"**Ratio instrumented / bare: {_ratio(runs):.2f}** (goal >= 0.85).",
+        "",
+    ]
+
+
+def report(steps: list[tuple[int, Run]], comparisons: dict[str, dict[str, list[Run]]], load_avg: str) -> str:
+    within = [(c, r) for c, r in steps if r.quantile(0.99) < P99_BUDGET_S and r.errors == 0]
+    best = max(within, key=lambda item: item[1].rps) if within else None
+    verdict = (
+        f"**{best[1].rps:.0f} req/s** at p99 {_ms(best[1].quantile(0.99))} ms (concurrency {best[0]})."
+        if best
+        else "**No step met p99 < 250 ms.**"
+    )
+    return "\n".join(
+        [
+            "# Services benchmark",
+            "",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs shared with the native"
+            f" stack(s) and the load generator (load average at start: {load_avg}).",
+            "Produced by `.venv/bin/python -m bench.services`.",
+            "The load generator is a keep-alive asyncio client on the same cores: figures are conservative.",
+            "",
+            "## Gateway throughput at p99 < 250 ms",
+            "",
+            "`GET /catalog` (gateway -> inventory -> PostgreSQL), closed loop over both gateway instances,"
+            f" {STEP_S:.0f} s per step.",
+            "",
+            "| concurrency | req/s | p50 ms | p99 ms | 5xx |",
+            "|---:|---:|---:|---:|---:|",
+            *(
+                f"| {c} | {r.rps:.0f} | {_ms(r.quantile(0.5))} | {_ms(r.quantile(0.99))} | {r.errors} |"
+                for c, r in steps
+            ),
+            "",
+            verdict,
+            "",
+            "## Instrumentation cost, side by side",
+            "",
+            f"Two uvicorn processes at once, measured in {SIDE_BY_SIDE_ROUNDS} alternating rounds of"
+            f" {ROUND_S:.0f} s at concurrency {SIDE_BY_SIDE_CONCURRENCY}: bare Starlette (no middleware,"
+            " no logs) vs the shared instrumentation (an ECS access-log line per request written to a file,"
+            " RED metrics, trace context, fault checks).",
+            "",
+            *_comparison(
+                "Realistic endpoint: inventory `GET /products/{product_id}` (one PostgreSQL query)",
+                "The same handler; instrumented = inventory's own app.",
+                comparisons["product"],
+            ),
+            *_comparison(
+                "Worst case: a constant JSON answer `GET /ping/{item}`",
+                "Nothing to do but the instrumentation itself.",
+                comparisons["trivial"],
+            ),
+        ]
+    )
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        serve(argv[1], int(argv[2]), argv[3], argv[4])
+        return 0
+    from testbed.context import RenderContext
+
+    ctx = RenderContext.native()
+    dsn = f"postgresql://testbed:{ctx.secrets.postgres_password}@{ctx.address('postgresql')}/inventory"
+    load_avg = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    steps = gateway_steps(ctx)
+    comparisons = {
+        "product": side_by_side("product", "/products/mug", dsn),
+        "trivial": side_by_side("trivial", "/ping/1", dsn),
+    }
+    text = report(steps, comparisons, load_avg)
+    RESULTS.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
