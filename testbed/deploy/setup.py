@@ -38,6 +38,8 @@ def _share_with_pki_group(root: Path) -> None:
             path.chmod(0o600)
         elif path.is_dir():
             path.chmod(0o750)
+        elif path.suffix == ".crt":
+            path.chmod(0o644)  # certificates are public
         else:
             path.chmod((stat.S_IMODE(path.stat().st_mode) | 0o640) & ~0o007)
 

@@ -300,3 +300,11 @@ def test_services_image_pulls_nothing_unpinned() -> None:
     text = DOCKERFILE.read_text()
     assert not re.search(r"^#\s*syntax=", text, re.MULTILINE)
     assert set(re.findall(r"^FROM (\S+)", text, re.MULTILINE)) <= {"${UV_IMAGE}", "${PYTHON_IMAGE}"}
+
+
+def test_every_container_mounting_the_pki_or_config_volume_is_in_the_pki_group(model: dict[str, Any]) -> None:
+    """The volumes are 0750/0640 owned by group 2000: a container outside it could not read its certs."""
+    for name, service in model["services"].items():
+        volumes = {str(mount).split(":")[0] for mount in service.get("volumes", [])}
+        if volumes & {"pki", "config"} and "build" not in service:
+            assert "2000" in [str(group) for group in service.get("group_add", [])], name

@@ -37,6 +37,7 @@ def test_keys_are_shared_with_the_pki_group_only_and_the_ca_key_with_nobody(tmp_
     _, state = _prepared(tmp_path)
     assert _mode(state / "pki" / "elasticsearch.key") == 0o640
     assert _mode(state / "pki" / "ca.key") == 0o600
+    assert _mode(state / "pki" / "ca.crt") == 0o644
     for path in (state / "config").rglob("*"):
         assert _mode(path) & 0o007 == 0, path
 
