@@ -39,6 +39,7 @@ class Component:
     name: str
     command: Sequence[str]
     port_names: Sequence[str] = ()
+    port_instance: int = 0  # which entry of a multi-instance port list (gateway-1: 1)
     health: HealthCheck | None = None
     depends_on: Sequence[str] = ()
     environment: dict[str, str] = field(default_factory=dict)

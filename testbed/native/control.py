@@ -12,6 +12,7 @@ healthy, its last log lines in ``detail``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import signal
@@ -143,7 +144,33 @@ class NativeStack:
         self.components = components if components is not None else stack_definition.components(self.ctx)
         self.by_name = {c.name: c for c in self.components}
         self.client = sv.SupervisorClient(self.ctx)
+        self._lock_depth = 0
         self._check_dependencies()
+
+    @contextlib.contextmanager
+    def exclusive(self, on_event: EventCallback = _no_event) -> Iterator[None]:
+        """One `up`/`down` at a time per stack (two test sessions, a person and a test...)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        lock_dir = sv.supervisor_dir(self.ctx)
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with (lock_dir / "lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_event("supervisord", "waiting", "another up/down of this stack is running")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # --- definition ---------------------------------------------------------------------------
 
@@ -172,7 +199,7 @@ class NativeStack:
             raise StackError(f"no component named {name!r}: pick one of {known}") from None
 
     def ports_of(self, component: Component) -> dict[str, int]:
-        return {port_name: self.ctx.port(port_name) for port_name in component.port_names}
+        return {name: self.ctx.port(name, component.port_instance) for name in component.port_names}
 
     # --- preparing ----------------------------------------------------------------------------
 
@@ -302,14 +329,15 @@ class NativeStack:
 
         Idempotent: healthy components are left alone. On a failure or Ctrl-C the stack is stopped.
         """
-        self.prepare()
-        self.ensure_supervisord(on_event)
-        try:
-            self._start_in_order(on_event, self.closure(names) if names else None)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.down()
-            raise
+        with self.exclusive(on_event):
+            self.prepare()  # a failure here has started nothing: a running stack is left alone
+            try:
+                self.ensure_supervisord(on_event)
+                self._start_in_order(on_event, self.closure(names) if names else None)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.down()
+                raise
 
     def closure(self, names: list[str]) -> set[str]:
         wanted: set[str] = set()
@@ -385,6 +413,10 @@ class NativeStack:
 
     def down(self) -> None:
         """Stop every component and supervisord; then make sure no process of the stack is left."""
+        with self.exclusive():
+            self._down()
+
+    def _down(self) -> None:
         if self.client.is_running():
             supervisord_pid = self.client.pid()
             with contextlib.suppress(Exception):

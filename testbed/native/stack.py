@@ -223,7 +223,8 @@ def rsyslog(ctx: RenderContext) -> Component:
             "-i",
             str(pidfile),
         ],
-        health=HealthCheck("command", f"test -s {pidfile}", timeout_s=30),
+        # A pid file left by a killed instance must not pass for a live one.
+        health=HealthCheck("command", f'test -s {pidfile} && kill -0 "$(cat {pidfile})"', timeout_s=30),
         depends_on=("elasticsearch",),  # it ships to Elasticsearch
         render=logs_rsyslog.render,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import threading
 from pathlib import Path
 
 import bcrypt
@@ -153,3 +154,23 @@ def test_unknown_component_name_lists_the_known_ones(ctx: RenderContext) -> None
     stack = NativeStack(ctx, [Component(name="only", command=["/bin/true"])])
     with pytest.raises(StackError, match="pick one of only"):
         stack.component("nope")
+
+
+def test_ports_of_a_second_instance(ctx: RenderContext) -> None:
+    second = Component(name="gateway-1", command=["/bin/true"], port_names=("gateway",), port_instance=1)
+    stack = NativeStack(ctx, [second])
+    assert stack.ports_of(second) == {"gateway": settings.ports()["gateway"][1]}
+
+
+def test_up_and_down_of_one_stack_are_serialised(ctx: RenderContext) -> None:
+    first = NativeStack(ctx, [Component(name="only", command=["/bin/true"])])
+    second = NativeStack(ctx, [Component(name="only", command=["/bin/true"])])
+    events: list[str] = []
+    with first.exclusive(), first.exclusive():  # re-entrant within one stack object
+        waiter = threading.Thread(target=lambda: second.exclusive(lambda *e: events.append(e[2])).__enter__())
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive(), "the second up/down should wait for the first"
+        assert events == ["another up/down of this stack is running"]
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
