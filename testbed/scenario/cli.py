@@ -101,5 +101,23 @@ def run_command(
     raise typer.Exit(exit_code_for(outcomes))
 
 
+DEMO_SCENARIOS = ("smoke", "service-killed")
+
+
+def run_demo_scenarios() -> int:
+    """`testbed demo`'s main job on a stack already up: smoke + one chaos scenario; the exit code to use."""
+    outcomes = []
+    try:
+        for name in DEMO_SCENARIOS:
+            outcome = run_scenario(SCENARIO_DIR / f"{name}.yaml", "native", REPO_ROOT / "results", console)
+            console.print(f"{name}: report {outcome.report}")
+            outcomes.append(outcome)
+    except ScenarioInputError as error:
+        console.print(f"[red]error:[/] {error.one_line()}", highlight=False, soft_wrap=True)
+        return ExitCode.BAD_INPUT
+    print_summary(outcomes)
+    return exit_code_for(outcomes)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
