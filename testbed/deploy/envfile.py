@@ -8,6 +8,7 @@ ports are refreshed from their declarations every time.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from testbed.metrics.policy import load_policy
 from testbed.secrets import Secrets
 
 ENV_FILE = settings.STACK_DIR / ".env"
+# Written by `testbed images pin` (testbed/deploy/images.py) where the registries are reachable.
+DIGESTS_FILE = settings.STACK_DIR / "image-digests.json"
 COMPOSE_PROJECT = "testbed"
 # The only ports compose publishes (on BIND_ADDRESS): the UIs.
 PUBLISHED_PORTS = ("kibana", "grafana", "prometheus", "alertmanager")
@@ -38,16 +41,27 @@ def port_variable(name: str, instance: int = 0) -> str:
     return f"PORT_{name.upper()}" + (f"_{instance}" if instance else "")
 
 
-def render_env(existing: dict[str, str] | None = None) -> dict[str, str]:
-    """Every variable ``stack/compose.yaml`` uses, keeping secrets found in ``existing``."""
+def pinned_digests(path: Path = DIGESTS_FILE) -> dict[str, str]:
+    """``testbed images pin``'s record (name -> ``image:tag@sha256:...``), if it was ever written."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def render_env(existing: dict[str, str] | None = None, digests_file: Path = DIGESTS_FILE) -> dict[str, str]:
+    """Every variable ``stack/compose.yaml`` uses, keeping secrets found in ``existing``.
+
+    An image whose tag ``testbed images pin`` resolved is referenced by digest too (``tag@sha256:``),
+    so a re-pushed tag is noticed; a digest recorded for another tag is ignored.
+    """
     existing = existing or {}
+    digests = pinned_digests(digests_file)
     env: dict[str, str] = {
         "COMPOSE_PROJECT_NAME": existing.get("COMPOSE_PROJECT_NAME", COMPOSE_PROJECT),
         "BIND_ADDRESS": existing.get("BIND_ADDRESS", "127.0.0.1"),
         "SERVICES_IMAGE": f"{SERVICES_IMAGE}:{__version__}",
     }
     for name, image in settings.versions()["images"].items():
-        env[image_variable(name)] = str(image)
+        pinned = digests.get(name, "")
+        env[image_variable(name)] = pinned if pinned.startswith(f"{image}@sha256:") else str(image)
     for name in PUBLISHED_PORTS + ENDPOINT_PORTS:
         for instance, port in enumerate(settings.ports()[name]):
             env[port_variable(name, instance)] = str(port)

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 from testbed import settings
+from testbed.deploy.envfile import DIGESTS_FILE
 
-DIGESTS_FILE = settings.STACK_DIR / "image-digests.json"
 DOCKER_HUB = "registry-1.docker.io"
 # A tag of a multi-arch image resolves to its index; accept the single-platform forms too.
 MANIFEST_TYPES = ", ".join(

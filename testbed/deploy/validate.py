@@ -123,9 +123,11 @@ def invariant_violations(
         if "build" not in service:
             if not _PINNED_TAG.match(image) or image.endswith(":latest"):
                 problems.append(f"{name}: image {image!r} is not pinned to an exact release tag")
-            if image not in declared_images:
+            if image.split("@", 1)[0] not in declared_images:
                 problems.append(f"{name}: image {image!r} is not one of stack/versions.yaml's images")
-            if image.startswith("docker.elastic.co/") and not image.endswith(f":{elastic_version}"):
+            if image.startswith("docker.elastic.co/") and not image.split("@", 1)[0].endswith(
+                f":{elastic_version}"
+            ):
                 problems.append(f"{name}: Elastic image {image!r} is not at version {elastic_version}")
         else:
             for arg in ("PYTHON_IMAGE", "UV_IMAGE"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -51,3 +52,24 @@ def test_secrets_from_env_round_trip_and_missing_one_is_named() -> None:
         assert "RABBITMQ_PASSWORD" in str(exc) and "testbed init" in str(exc)
     else:
         raise AssertionError("a missing secret must be refused")
+
+
+def test_recorded_digests_are_used_only_for_their_own_tag(tmp_path: Path) -> None:
+    images = settings.versions()["images"]
+    digest = "sha256:" + "a" * 64
+    record = tmp_path / "image-digests.json"
+    record.write_text(
+        json.dumps({"kibana": f"{images['kibana']}@{digest}", "grafana": f"grafana/grafana:0.0.1@{digest}"})
+    )
+    env = render_env(digests_file=record)
+    assert env["IMAGE_KIBANA"] == f"{images['kibana']}@{digest}"
+    assert env["IMAGE_GRAFANA"] == images["grafana"], "a digest of another tag must not be used"
+
+
+def test_digest_pinned_images_still_pass_the_compose_invariants(tmp_path: Path) -> None:
+    from testbed.deploy import validate
+
+    record = tmp_path / "image-digests.json"
+    record.write_text(json.dumps({"kibana": f"{settings.versions()['images']['kibana']}@sha256:{'b' * 64}"}))
+    model = validate.load_compose(render_env(digests_file=record))
+    assert validate.invariant_violations(model, settings.versions()["images"]) == []
