@@ -27,7 +27,7 @@ from testbed.scenario.errors import ExitCode, ScenarioInputError
 from testbed.scenario.record import RunRecord
 from testbed.scenario.report import write_artifacts
 from testbed.scenario.spec import Scenario, check_alert_names, known_alert_names, load_scenario
-from testbed.scenario.verify import AssertionResult, all_passed, verify
+from testbed.scenario.verify import AssertionResult, all_passed, expected_alert_seen, verify
 from testbed.settings import REPO_ROOT
 
 BIN_DIR = Path(sys.executable).parent
@@ -194,7 +194,7 @@ def run_scenario(
             )
             load_ended_at: float | None = None
             next_poll = started_at
-            logs_complete = False
+            logs_complete = alerts_complete = False
             while True:
                 now = time.time()
                 if chaos is None and scenario.chaos and now - started_at >= scenario.chaos.start_at_s:
@@ -207,6 +207,12 @@ def run_scenario(
                     seen = watcher.poll(now)
                     answered = [s for s in collect.read_requests(request_dir) if s.status]
                     logs_complete = load_ended_at is not None and seen >= len(answered)
+                    if load_ended_at is not None and chaos_done and scenario.assertions.alerts_expected:
+                        alerts_so_far, _ = collect.read_alerts(access, started_at - 1)
+                        alerts_complete = all(
+                            expected_alert_seen(alerts_so_far, alert, started_at)
+                            for alert in scenario.assertions.alerts_expected
+                        )
                     chaos_state = (
                         "—"
                         if scenario.chaos is None
@@ -219,10 +225,11 @@ def run_scenario(
                     )
                 if load_ended_at is not None and chaos_done:
                     settled = now - load_ended_at >= scenario.settle_s
-                    # Without alerts to wait for, stop settling once every access log has arrived and
-                    # Prometheus has scraped the last requests (two 5 s scrape intervals).
+                    # Stop settling early once every access log has arrived, every expected alert has been
+                    # notified (and resolved when asserted) and Prometheus scraped the last requests.
                     scraped = now - load_ended_at >= 2 * POLL_INTERVAL_S
-                    if settled or (logs_complete and scraped and not scenario.assertions.alerts_expected):
+                    alerts_done = alerts_complete or not scenario.assertions.alerts_expected
+                    if settled or (logs_complete and scraped and alerts_done):
                         break
                 if now > deadline:
                     notes.append(f"stopped after {now - started_at:.0f} s: load or chaos overran the plan")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from testbed.scenario.record import RequestSample, RunRecord
+from testbed.scenario.record import AlertEvent, RequestSample, RunRecord
 from testbed.scenario.spec import (
     AvailabilitySLO,
     CrossSignal,
@@ -169,6 +169,24 @@ def check_logs(record: RunRecord, assertion: LogAssertion) -> list[AssertionResu
     return results
 
 
+def _matching(events: Iterable[AlertEvent], alert: ExpectedAlert) -> list[AlertEvent]:
+    return sorted(
+        (e for e in events if e.name == alert.name and alert.labels.items() <= e.labels.items()),
+        key=lambda e: e.at,
+    )
+
+
+def expected_alert_seen(events: list[AlertEvent], alert: ExpectedAlert, since: float) -> bool:
+    """Whether the alert fired (and resolved, when asserted): lets the runner stop waiting early."""
+    matching = _matching(events, alert)
+    firing = next((e for e in matching if e.state == "firing" and e.at >= since), None)
+    if firing is None:
+        return False
+    if alert.max_time_to_resolve_s is None:
+        return True
+    return any(e.state == "resolved" and e.at > firing.at for e in matching)
+
+
 def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[AssertionResult]:
     shown = alert.name + (
         f"{{{', '.join(f'{k}={v}' for k, v in alert.labels.items())}}}" if alert.labels else ""
@@ -186,10 +204,7 @@ def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[Assert
             )
         ]
     fault_start, fault_end = record.fault_window
-    events = sorted(
-        (e for e in record.alerts if e.name == alert.name and alert.labels.items() <= e.labels.items()),
-        key=lambda e: e.at,
-    )
+    events = _matching(record.alerts, alert)
     firing = next((e for e in events if e.state == "firing" and e.at >= record.started_at), None)
     if firing is None:
         return [

@@ -6,7 +6,7 @@ import pytest
 
 from testbed.scenario.record import AlertEvent, RequestSample, RunRecord
 from testbed.scenario.spec import Scenario, parse_scenario
-from testbed.scenario.verify import all_passed, percentile, verify
+from testbed.scenario.verify import all_passed, expected_alert_seen, percentile, verify
 
 T0 = 1_800_000_000.0
 FAULT = (T0 + 20, T0 + 50)
@@ -208,3 +208,11 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 95) == 95.0
     assert percentile(values, 100) == 100.0
     assert percentile([3.0], 50) == 3.0
+
+
+def test_runner_stops_waiting_only_once_expected_alerts_are_complete(scenario: Scenario) -> None:
+    record = _healthy_run()
+    [alert] = scenario.assertions.alerts_expected
+    assert expected_alert_seen(record.alerts, alert, T0)
+    assert not expected_alert_seen(record.alerts[:1], alert, T0)  # fired, resolve still awaited
+    assert not expected_alert_seen([], alert, T0)
