@@ -1,9 +1,9 @@
 """Session fixtures: the one native stack per test session.
 
 ``native_stack`` brings the stack (``TESTBED_STATE_DIR`` / ``TESTBED_PORT_OFFSET`` pick which) up once
-and yields its ``RenderContext``. A stack that was already healthy is reused and left running; a stack
-this session started is brought down at the end, so ``make test`` leaves no process behind
-(``TESTBED_KEEP_STACK=1`` keeps it running, for faster re-runs while developing).
+and yields its ``RenderContext``. A stack already running is reused (missing components started) and
+left running; a stack this session started from nothing is brought down at the end, so ``make test``
+leaves no process behind (``TESTBED_KEEP_STACK=1`` keeps it running, for faster re-runs).
 """
 
 from __future__ import annotations
@@ -17,19 +17,17 @@ from testbed.context import RenderContext
 from testbed.native.control import NativeStack, StackError
 
 
-def _all_healthy(stack: NativeStack) -> bool:
-    return all(item.health == "healthy" for item in stack.status().values())
-
-
 @pytest.fixture(scope="session")
 def native_stack() -> Iterator[RenderContext]:
     try:
         stack = NativeStack()
-        reused = stack.client.is_running() and _all_healthy(stack)
-        if not reused:
+        # A stack already running (someone's, or a previous session's) is healed if need be and left
+        # running afterwards; one this session brings up from nothing is brought down at the end.
+        was_running = stack.client.is_running()
+        if not (was_running and all(item.health == "healthy" for item in stack.status().values())):
             stack.up()
     except StackError as exc:
         pytest.fail(f"native stack did not come up: {exc}\n{exc.detail}", pytrace=False)
     yield stack.ctx
-    if not reused and os.environ.get("TESTBED_KEEP_STACK") != "1":
+    if not was_running and os.environ.get("TESTBED_KEEP_STACK") != "1":
         stack.down()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import aio_pika
+import asyncpg
 import httpx
 import psutil
 import pytest
 
 from testbed.context import RenderContext
-from testbed.native import control, health
+from testbed.native import control, health, smoke
 from testbed.native.control import NativeStack
 
 pytestmark = pytest.mark.native
@@ -133,3 +136,22 @@ def test_logs_shows_a_component_output(native_stack: RenderContext) -> None:
     assert result.returncode == 0, result.stderr
     assert 0 < len(result.stdout.splitlines()) <= 5
     assert Path(native_stack.log_dir / "postgresql" / "postgresql.out.log").exists()
+
+
+def test_smoke_checks_pass_with_the_stack_credentials(native_stack: RenderContext) -> None:
+    failed = [r for r in smoke.run_all(native_stack) if not r.ok]
+    assert failed == []
+
+
+def test_postgresql_and_rabbitmq_refuse_other_credentials(native_stack: RenderContext) -> None:
+    ctx = native_stack
+
+    async def attempts() -> None:
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(host="127.0.0.1", port=ctx.port("postgresql"), user="testbed",
+                                  password="wrong", database="postgres")  # fmt: skip
+        # The default guest account was never created.
+        with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
+            await aio_pika.connect(f"amqp://guest:guest@{ctx.address('rabbitmq')}/", timeout=10)
+
+    asyncio.run(attempts())
