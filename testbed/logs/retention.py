@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from curator.classdef import ActionsFile
+from curator.cli import ilm_action_skip, process_action
+from curator.exceptions import NoIndices, NoSnapshots
+from elasticsearch9 import Elasticsearch
 
 from testbed.context import RenderContext
 from testbed.logs import layout
+from testbed.native.component import Component, HealthCheck
 from testbed.settings import STACK_DIR
 
 ILM_FILE = STACK_DIR / "elasticsearch" / "ilm" / "logs-testbed.json"
@@ -130,24 +136,75 @@ def last_run_file(log_dir: Path) -> Path:
     return log_dir / "last-run.json"
 
 
-def run_curator(config_dir: Path, log_dir: Path, dry_run: bool = False) -> subprocess.CompletedProcess[str]:
-    """One Curator pass over the rendered action file; the outcome is recorded in ``last-run.json``."""
-    curator = Path(sys.executable).with_name("curator")
-    argv = [str(curator), "--config", str(config_dir / "curator.yml")]
-    if dry_run:
-        argv.append("--dry-run")
-    argv.append(str(config_dir / "actions.yml"))
+@dataclass
+class CuratorPass:
+    ok: bool
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.log)
+
+
+def _curator_client(config_dir: Path) -> Elasticsearch:
+    """The client of the rendered curator.yml, built directly: Curator's own builder probes ``GET /``,
+    which the bare native node does not serve (es_client calls it even with skip_version_test)."""
+    config = yaml.safe_load((config_dir / "curator.yml").read_text())["elasticsearch"]
+    other = config["other_settings"]
+    return Elasticsearch(
+        hosts=config["client"]["hosts"],
+        ca_certs=config["client"]["ca_certs"],
+        basic_auth=(other["username"], other["password"]),
+        request_timeout=300,
+    )
+
+
+def run_curator(config_dir: Path, log_dir: Path, dry_run: bool = False) -> CuratorPass:
+    """One pass over the rendered action file with Curator's own action classes, in order, stopping at the
+    first failure (as the ``curator`` command does); the outcome is recorded in ``last-run.json``."""
+    result = CuratorPass(ok=True)
+    handler = _ListHandler(result.log)
+    curator_logger = logging.getLogger("curator")
+    curator_logger.addHandler(handler)
+    curator_logger.setLevel(logging.INFO)
     started = datetime.now(UTC)
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=3600)
+    try:
+        client = _curator_client(config_dir)
+        actions = ActionsFile(str(config_dir / "actions.yml")).actions
+        for number in sorted(actions):
+            action = actions[number]
+            if ilm_action_skip(client, action):
+                continue
+            result.log.append(f"action {number} ({action.action}): {action.description}")
+            try:
+                process_action(client, action, dry_run=dry_run)
+            except (NoIndices, NoSnapshots):
+                if not action.iel:
+                    raise
+                result.log.append(f"action {number}: nothing to do")
+    except Exception as exc:  # any failure stops the pass: later actions (the deletion) must not run
+        result.ok = False
+        result.log.append(f"FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        curator_logger.removeHandler(handler)
     record = {
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
-        "returncode": result.returncode,
-        "output_tail": (result.stdout + result.stderr)[-4000:],
+        "ok": result.ok,
+        "log": result.log[-200:],
     }
     log_dir.mkdir(parents=True, exist_ok=True)
     last_run_file(log_dir).write_text(json.dumps(record, indent=2))
     return result
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(f"{record.levelname} {record.getMessage()}")
 
 
 def schedule(config_dir: Path, log_dir: Path, every_s: float) -> None:
@@ -160,18 +217,20 @@ def schedule(config_dir: Path, log_dir: Path, every_s: float) -> None:
         time.sleep(every_s)
 
 
-def component_command(ctx: RenderContext) -> list[str]:
-    """The native ``curator`` component: this module's scheduler over the rendered files."""
-    return [
-        sys.executable,
-        "-m",
-        "testbed.logs.retention",
-        "schedule",
-        "--config-dir",
-        str(curator_dir(ctx)),
-        "--log-dir",
-        str(ctx.log_dir / "curator"),
-    ]
+def component(ctx: RenderContext) -> Component:
+    """The native ``curator`` component: this module's scheduler over the rendered Curator files."""
+    log_dir = ctx.log_dir / "curator"
+    command = [sys.executable, "-m", "testbed.logs.retention", "schedule"]
+    command += ["--config-dir", str(curator_dir(ctx)), "--log-dir", str(log_dir)]
+    return Component(
+        name="curator",
+        command=command,
+        # Healthy once a pass has been recorded (its outcome is in last-run.json and the output log).
+        health=HealthCheck("command", f"test -s {last_run_file(log_dir)}", timeout_s=120),
+        depends_on=("elasticsearch",),
+        group="jobs",
+        render=render_curator,
+    )
 
 
 # ---- compose: ILM + SLM ---------------------------------------------------------------------------
@@ -237,8 +296,8 @@ def main(argv: list[str] | None = None) -> None:
         args.log_dir = args.log_dir or ctx.log_dir / "curator"
     if args.command == "run-once":
         result = run_curator(args.config_dir, args.log_dir)
-        print(result.stdout + result.stderr)
-        sys.exit(result.returncode)
+        print(result.text)
+        sys.exit(0 if result.ok else 1)
     schedule(args.config_dir, args.log_dir, layout.retention().every_minutes * 60)
 
 

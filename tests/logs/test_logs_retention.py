@@ -11,6 +11,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from testbed.context import RenderContext
 from testbed.logs import bootstrap, layout, retention
+from testbed.native.control import NativeStack
 
 pytestmark = [pytest.mark.native, pytest.mark.slow]
 
@@ -36,7 +37,18 @@ def _fill(es: Elasticsearch, index: str, n: int) -> None:
 
 
 @pytest.fixture
-def backdated(logs_ctx: RenderContext, es_super: Elasticsearch) -> Iterator[tuple[str, str]]:
+def curator_paused(logs_ctx: RenderContext) -> Iterator[None]:
+    """The scheduled Curator component must not run a pass of its own in the middle of the test."""
+    stack = NativeStack(logs_ctx)
+    stack.stop("curator")
+    yield
+    stack.start("curator")
+
+
+@pytest.fixture
+def backdated(
+    logs_ctx: RenderContext, es_super: Elasticsearch, curator_paused: None
+) -> Iterator[tuple[str, str]]:
     policy = layout.retention()
     old, young = _index_for(policy.hot_days + 3), _index_for(policy.hot_days - 1)
     created = [name for name in (old, young) if not es_super.indices.exists(index=name)]
@@ -69,11 +81,11 @@ def test_old_index_is_archived_before_deletion_and_restores(
         failed = retention.run_curator(config_dir, log_dir)
     finally:
         assert bootstrap.apply_snapshot_repository(es_super, logs_ctx)
-    assert failed.returncode != 0
+    assert not failed.ok
     assert es_super.indices.exists(index=old), "deleted although no snapshot holds it"
 
     done = retention.run_curator(config_dir, log_dir)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.ok, done.text
     assert not es_super.indices.exists(index=old), "past retention but still there"
     assert es_super.indices.exists(index=young), "inside retention but deleted"
     holding = _snapshots_holding(es_super, old)
