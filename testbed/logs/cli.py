@@ -76,7 +76,7 @@ def bench_logs_command(
 
 
 def register(app: typer.Typer) -> None:
+    from testbed.native.cli import bench_group
+
     app.command("logs-search")(logs_search_command)
-    bench_app = typer.Typer(no_args_is_help=True, help="Measure the native stack (figures for the README).")
-    bench_app.command("logs")(bench_logs_command)
-    app.add_typer(bench_app, name="bench")
+    bench_group(app).command("logs")(bench_logs_command)
