@@ -21,6 +21,7 @@ def version() -> None:
 
 
 # Each area registers its commands here (one line each).
+from services.cli import register as _register_services  # noqa: E402
 from testbed.deploy.cli import register as _register_deploy  # noqa: E402
 from testbed.logs.cli import register as _register_logs  # noqa: E402
 from testbed.metrics.cli import register as _register_metrics  # noqa: E402
@@ -31,4 +32,5 @@ _register_deploy(app)
 _register_logs(app)
 _register_metrics(app)
 _register_scenario(app)
+_register_services(app)
 _register_native(app)  # last: it finds the shared `bench` group made by the logs area
