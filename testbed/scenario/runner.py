@@ -136,7 +136,7 @@ def run_scenario(
     scenario = load_scenario(path)
     check_alert_names(scenario, path, known_alert_names())
     ensure_stack(backend, console)
-    access = StackAccess.current()
+    access = StackAccess.current("compose" if backend == "compose" else "native")
 
     started_wall = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
