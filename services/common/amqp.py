@@ -160,7 +160,7 @@ class _Consumer:
             sent = message.timestamp if message.timestamp.tzinfo else message.timestamp.replace(tzinfo=UTC)
             self._lag.observe(max(0.0, time.time() - sent.timestamp()))
         key = message.message_id or str(message.delivery_tag)
-        extra = {
+        extra: dict[str, object] = {
             "event.action": "message-consumed",
             "amqp.routing_key": message.routing_key,
             "amqp.message_id": message.message_id,

@@ -7,12 +7,14 @@ import logging
 import time
 from http import HTTPStatus
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import metrics, tracing
 from services.common.faults import FaultState
 from services.common.logs import ACCESS_LOGGER
-from services.common.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_response
+from services.common.problems import ProblemError, problem_response
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger("shop.http")
@@ -122,7 +124,7 @@ class InstrumentationMiddleware:
         )
 
 
-async def problem_from_exception(request: object, exc: Exception) -> object:
+async def problem_from_exception(_request: Request, exc: Exception) -> Response:
     """Exception handler: ProblemError and Starlette's HTTPException become problem documents."""
     if isinstance(exc, ProblemError):
         level = logging.WARNING if exc.status < 500 else logging.ERROR
@@ -145,6 +147,3 @@ def _title(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
-
-
-__all__ = ["PROBLEM_MEDIA_TYPE", "InstrumentationMiddleware", "problem_from_exception", "route_template"]

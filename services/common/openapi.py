@@ -53,7 +53,7 @@ _OPERATIONAL = (
 
 def openapi_document(title: str, version: str, operations: Sequence[Operation]) -> dict[str, Any]:
     all_operations = [*operations, *_OPERATIONAL]
-    models = {Problem}
+    models: set[type[BaseModel]] = {Problem}
     for operation in all_operations:
         models.update(m for m in operation.responses.values() if m is not None)
         if operation.request is not None:

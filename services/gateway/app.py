@@ -25,7 +25,7 @@ from services.common.app import ReadinessCheck, service_app
 from services.common.client import DependencyClient, DependencyUnavailableError
 from services.common.faults import FaultState
 from services.common.openapi import Operation, openapi_document
-from services.common.problems import ProblemError
+from services.common.problems import ProblemError, problem_response
 from services.common.request_body import read_model
 from services.common.settings import ServiceSettings
 from services.inventory.app import PRODUCT_ID_PATTERN, Product, ProductList, Reservation, ReservationRequest
@@ -180,15 +180,10 @@ async def dependency_unavailable(_request: Request, exc: Exception) -> Response:
         exc.reason,
         extra={"event.action": "dependency-unavailable", "destination.service": exc.target},
     )
-    return JSONResponse(
-        {
-            "type": "about:blank",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": f"{exc.target} is unavailable ({exc.reason})",
-        },
-        status_code=503,
-        media_type="application/problem+json",
+    return problem_response(
+        503,
+        "Service unavailable",
+        f"{exc.target} is unavailable ({exc.reason})",
         headers={"retry-after": "1"},
     )
 
