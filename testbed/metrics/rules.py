@@ -413,15 +413,23 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
         ),
         alert(
             "LogShipperErrors",
-            f"sum(increase(rsyslog_action_failed_total[{window}])) > 0",
+            # Failed deliveries, documents Elasticsearch refused for good, and queue discards
+            # (stack/rsyslog/README.md); a missing term counts as 0.
+            f'(sum(increase(rsyslog_action_failed_total{{action="elasticsearch"}}[{window}])) or vector(0))\n'
+            f"+ (sum(increase(rsyslog_es_rejected_documents_total[{window}])) or vector(0))\n"
+            f"+ (sum(increase(rsyslog_queue_discarded_full_total[{window}])) or vector(0))\n"
+            f"+ (sum(increase(rsyslog_queue_discarded_nf_total[{window}])) or vector(0)) > 0",
             for_=policy.for_duration("shipper_errors"),
             severity=Severity.WARNING,
             labels={"service": "rsyslog"},
             summary="The log shipper fails to deliver to Elasticsearch",
-            description=f"rsyslog actions failed {{{{ $value | humanize }}}} times over {window}.",
+            description=(
+                "rsyslog failed, had rejected or discarded {{ $value | humanize }} messages "
+                f"over {window}."
+            ),
             runbook=(
-                "Read rsyslog's omelasticsearch error file under <state>/logs/rsyslog/ (mapping "
-                "conflicts, auth, Elasticsearch down); fix the cause; queued messages are retried."
+                "Read rsyslog's omelasticsearch error file and es-rejected.jsonl under <state>/logs/rsyslog/ "
+                "(mapping conflicts, auth, Elasticsearch down); fix the cause; suspended actions retry."
             ),
         ),
     ]

@@ -90,6 +90,11 @@ def scrape_configs(ctx: RenderContext) -> list[dict[str, Any]]:
             "metrics_path": "/metrics/per-object",
             "static_configs": _static([ctx.address("rabbitmq_prometheus")], tier="dependency"),
         },
+        {
+            # rsyslog's impstats as Prometheus metrics (testbed/logs/rsyslog_exporter.py).
+            "job_name": "rsyslog",
+            "static_configs": _static([ctx.address("rsyslog_stats")], tier="logs"),
+        },
         {"job_name": "blackbox_exporter", "static_configs": _static([ctx.address("blackbox_exporter")])},
         _blackbox_job(ctx),
         {

@@ -30,6 +30,7 @@ EXPECTED_JOBS = {
     "rabbitmq",
     "blackbox",
     "blackbox_exporter",
+    "rsyslog",
     "prometheus",
     "alertmanager",
 }
@@ -45,6 +46,7 @@ KEY_METRICS = {
     ),
     "rabbitmq_prometheus": ('rabbitmq_queue_messages_ready{queue="payments.order-placed"}', None),
     "blackbox_exporter": ('probe_success{job="blackbox"}', 1.0),
+    "rsyslog (stats exporter)": ('rsyslog_action_processed_total{action="elasticsearch"}', None),
     "prometheus": ("prometheus_build_info", 1.0),
     "alertmanager": ("alertmanager_build_info", 1.0),
 }

@@ -34,7 +34,16 @@ def test_native_config_scrapes_every_component_on_loopback(native_ctx: RenderCon
     render_native(native_ctx)
     config = yaml.safe_load((prometheus_dir(native_ctx) / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    expected = {*SERVICES, "node", "postgres", "elasticsearch", "rabbitmq", "blackbox", "blackbox_exporter"}
+    expected = {
+        *SERVICES,
+        "node",
+        "postgres",
+        "elasticsearch",
+        "rabbitmq",
+        "rsyslog",
+        "blackbox",
+        "blackbox_exporter",
+    }
     assert expected | {"prometheus", "alertmanager"} <= set(jobs)
     targets = [t for job in jobs.values() for static in job["static_configs"] for t in static["targets"]]
     assert all(t.startswith(("127.0.0.1:", "http://127.0.0.1:")) for t in targets), targets
