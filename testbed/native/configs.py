@@ -90,7 +90,8 @@ def elasticsearch_yml(ctx: RenderContext) -> str:
     )
 
 
-ES_JAVA_OPTS = "-Xms1g -Xmx1g"
+# No heap pre-touch: a testbed does not need 1 GB faulted in at start (faster start, lower idle RSS).
+ES_JAVA_OPTS = "-Xms1g -Xmx1g -XX:-AlwaysPreTouch"
 
 
 def elasticsearch_environment(ctx: RenderContext) -> dict[str, str]:

@@ -78,10 +78,12 @@ def test_elasticsearch_yml_is_secure_and_loopback_only(ctx: RenderContext) -> No
 
 
 def test_elasticsearch_heap_is_one_gigabyte() -> None:
-    assert configs.ES_JAVA_OPTS == "-Xms1g -Xmx1g"
+    assert configs.ES_JAVA_OPTS.startswith("-Xms1g -Xmx1g")
 
 
 def test_port_offset_moves_every_rendered_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TESTBED_PORT_OFFSET", raising=False)
+    monkeypatch.delenv("TESTBED_PORT_ELASTICSEARCH", raising=False)
     base = settings.port("elasticsearch")
     monkeypatch.setenv("TESTBED_PORT_OFFSET", "1000")
     monkeypatch.setenv("TESTBED_PORT_RABBITMQ", "25999")
