@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from testbed.context import RenderContext
 from testbed.logs import clients, layout
@@ -89,9 +89,13 @@ def _probe_poller(es: Elasticsearch, run_id: str, seen: dict[int, float], stop: 
         bounded = {
             "bool": {"filter": [*query["bool"]["filter"], {"range": {"event.sequence": {"gt": last}}}]}
         }
-        response = es.search(
-            index=index, query=bounded, size=5000, source=["event.sequence"], ignore_unavailable=True
-        )
+        try:
+            response = es.search(
+                index=index, query=bounded, size=5000, source=["event.sequence"], ignore_unavailable=True
+            )
+        except (ApiError, TransportError):
+            time.sleep(0.5)  # a probe seen later only counts as slower: it never hides a loss
+            continue
         now = time.time()
         for hit in response["hits"]["hits"]:
             sequence = int(hit["_source"]["event"]["sequence"])

@@ -1,4 +1,5 @@
-"""Apply the logs layout to a running Elasticsearch: templates, roles, users, snapshot repository.
+"""Apply the logs layout to a running Elasticsearch: templates, roles, users, snapshot repository (and, in
+compose, the ILM + SLM policies).
 
 ``apply(ctx)`` is the Elasticsearch component's ``post_start`` hook: idempotent (every call is a PUT of
 the declared state), run as the ``elastic`` superuser.
@@ -6,6 +7,7 @@ the declared state), run as the ``elastic`` superuser.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -13,13 +15,16 @@ from pathlib import Path
 from elasticsearch import ApiError, AuthenticationException, Elasticsearch
 
 from testbed.context import RenderContext
-from testbed.logs import clients, layout, security
+from testbed.logs import clients, layout, retention, security
 from testbed.native import configs
 
 log = logging.getLogger(__name__)
 
 
-def apply_templates(es: Elasticsearch) -> None:
+LIFECYCLE_COMPONENT = "logs-testbed-lifecycle"
+
+
+def apply_templates(es: Elasticsearch, extra_components: tuple[str, ...] = ()) -> None:
     # Component templates first: the index template refers to them by name.
     for name, body in layout.component_templates().items():
         es.cluster.put_component_template(name=name, template=body["template"], meta=body.get("_meta"))
@@ -27,7 +32,7 @@ def apply_templates(es: Elasticsearch) -> None:
         es.indices.put_index_template(
             name=name,
             index_patterns=body["index_patterns"],
-            composed_of=body["composed_of"],
+            composed_of=[*body["composed_of"], *extra_components],
             priority=body.get("priority"),
             meta=body.get("_meta"),
         )
@@ -70,6 +75,20 @@ def wait_for_file_realm(ctx: RenderContext, timeout_s: float = 30.0) -> None:
         time.sleep(0.5)
 
 
+def apply_lifecycle(es: Elasticsearch) -> None:
+    """Compose only (the native node has no ILM/SLM; Curator does it there): the committed ILM and SLM
+    policies, and a component template attaching the ILM policy to new daily indices."""
+    ilm = json.loads(retention.ILM_FILE.read_text())
+    es.ilm.put_lifecycle(name=retention.ILM_FILE.stem, policy=ilm["policy"])
+    slm = json.loads(retention.SLM_FILE.read_text())
+    es.slm.put_lifecycle(policy_id=retention.SLM_FILE.stem, **slm)
+    es.cluster.put_component_template(
+        name=LIFECYCLE_COMPONENT,
+        template={"settings": {"index.lifecycle.name": retention.ILM_FILE.stem}},
+        meta={"description": "ILM policy of the log indices (compose only)", "managed_by": "testbed"},
+    )
+
+
 def apply(ctx: RenderContext) -> None:
     """Templates, roles, users and the archive repository, as declared under stack/.
 
@@ -77,9 +96,12 @@ def apply(ctx: RenderContext) -> None:
     (``security.write_file_realm``); in compose they go through the security API.
     """
     with clients.superuser(ctx) as es:
-        apply_templates(es)
         if ctx.mode == "compose":
+            apply_lifecycle(es)
+            apply_templates(es, extra_components=(LIFECYCLE_COMPONENT,))
             security.apply_api(es, ctx)
+        else:
+            apply_templates(es)
         apply_snapshot_repository(es, ctx)
     if ctx.mode == "native":
         wait_for_file_realm(ctx)
