@@ -8,6 +8,7 @@ plus a note (the verifier then fails the assertion that needs it, saying why).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,22 @@ def prometheus_scalar(
             return 0.0, None
         return None, f"Prometheus query {query!r} returned no series: does the metric exist?"
     return float(result[0]["value"][1]), None
+
+
+def promql_problem(access: StackAccess, query: str) -> str | None:
+    """Why ``query`` can never give a count (bad syntax, unknown metric), or None. Unreachable: None."""
+    client, base = access.prometheus()
+    try:
+        with client:
+            answer = client.get(f"{base}/api/v1/query", params={"query": query})
+            if answer.status_code == 400:
+                return f"PromQL rejected: {answer.json().get('error', answer.text[:200])}"
+            names = client.get(f"{base}/api/v1/label/__name__/values").json().get("data", [])
+    except (httpx.HTTPError, ValueError):
+        return None  # reported later as "not collected", with the reason
+    wanted = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", query))
+    unknown = sorted(wanted - set(names))
+    return f"no metric named {', '.join(unknown)} in Prometheus" if unknown else None
 
 
 def read_alerts(access: StackAccess, since: float) -> tuple[list[AlertEvent], str | None]:

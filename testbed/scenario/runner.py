@@ -137,6 +137,14 @@ def run_scenario(
     check_alert_names(scenario, path, known_alert_names())
     ensure_stack(backend, console)
     access = StackAccess.current("compose" if backend == "compose" else "native")
+    cross_signal = scenario.assertions.cross_signal
+    if cross_signal and (problem := collect.promql_problem(access, cross_signal.prometheus_counter)):
+        raise ScenarioInputError(
+            path,
+            "assertions.cross_signal.prometheus_counter",
+            problem,
+            "name a counter the services export (services/common/metrics.py)",
+        )
 
     started_wall = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

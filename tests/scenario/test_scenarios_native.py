@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from testbed.context import RenderContext
+from testbed.scenario.errors import ScenarioInputError
 from testbed.scenario.runner import run_scenario
 from testbed.settings import REPO_ROOT
 
@@ -35,3 +36,11 @@ def test_scenario_passes(native_stack: RenderContext, tmp_path: Path, name: str)
 def test_impossible_alert_is_reported_failed(native_stack: RenderContext, tmp_path: Path) -> None:
     failures = _run(Path(__file__).parent / "data" / "expects-impossible-alert.yaml", tmp_path)
     assert any("PostgresDown" in f and "never fired" in f for f in failures), failures
+
+
+def test_unknown_metric_is_bad_input_before_any_load(native_stack: RenderContext, tmp_path: Path) -> None:
+    with pytest.raises(ScenarioInputError) as caught:
+        run_scenario(Path(__file__).parent / "data" / "unknown-metric.yaml", "native", tmp_path, Console())
+    assert "shop_requests_served_total" in caught.value.problem
+    assert caught.value.where == "assertions.cross_signal.prometheus_counter"
+    assert list(tmp_path.iterdir()) == []  # nothing ran
