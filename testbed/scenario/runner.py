@@ -154,9 +154,7 @@ def run_scenario(
     request_dir.mkdir(parents=True)
     notes: list[str] = []
 
-    counter_query = (
-        scenario.assertions.cross_signal.prometheus_counter if scenario.assertions.cross_signal else None
-    )
+    counter_query = cross_signal.prometheus_counter if cross_signal else None
     counter_start, why = (
         collect.prometheus_scalar(access, counter_query, empty_is_zero=True)
         if counter_query
