@@ -121,3 +121,18 @@ def test_graceful_shutdown_finishes_in_flight_requests(native_stack: RenderConte
         assert result.get("status") == 200
     finally:
         stack.start("gateway-1")  # back, and its faults are gone with the old process
+
+
+def test_a_retried_order_with_the_same_idempotency_key_is_placed_once(native_stack: RenderContext):
+    key = {"idempotency-key": f"it-{secrets.token_hex(8)}"}
+    first = place_order(native_stack, "filter-papers", 3, headers=key)
+    again = place_order(native_stack, "filter-papers", 3, headers=key)
+    assert again["order_id"] == first["order_id"]
+    assert wait_final(native_stack, first["order_id"])["status"] == "paid"
+    conflicting = httpx.post(
+        f"{url(native_stack, 'gateway', 1)}/orders",
+        headers=key,
+        timeout=10,
+        json={"product_id": "filter-papers", "quantity": 4},
+    )
+    assert conflicting.status_code == 409

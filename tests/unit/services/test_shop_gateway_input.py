@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -58,3 +59,17 @@ async def test_dead_dependency_is_503_not_500(gateway: httpx.AsyncClient):
 
 async def test_invalid_order_id_is_422(gateway: httpx.AsyncClient):
     assert (await gateway.get("/orders/not-a-uuid")).status_code == 422
+
+
+async def test_client_errors_are_logged_as_warnings_not_errors(
+    gateway: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.INFO):
+        await gateway.post("/orders", content=b"{bad", headers={"x-request-id": "bad-input-1"})
+    access = [
+        r
+        for r in caplog.records
+        if r.name == "shop.access" and r.__dict__.get("http.request.id") == "bad-input-1"
+    ]
+    assert [r.levelno for r in access] == [logging.WARNING]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
