@@ -23,7 +23,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "alert_sink": (),
 }
 DATABASES = {"inventory": "inventory", "orders": "orders", "payments": "payments"}
-AMQP_USERS = frozenset({"orders", "payments"})
+AMQP_CLIENTS = frozenset({"orders", "payments"})
 
 
 def component_name(service: str, instance: int) -> str:
@@ -49,7 +49,7 @@ def environment(ctx: RenderContext, service: str, instance: int) -> dict[str, st
         env["SHOP_DATABASE_URL"] = (
             f"postgresql://testbed:{ctx.secrets.postgres_password}@{ctx.address('postgresql')}/{DATABASES[service]}"
         )
-    if service in AMQP_USERS:
+    if service in AMQP_CLIENTS:
         env["SHOP_AMQP_URL"] = f"amqp://testbed:{ctx.secrets.rabbitmq_password}@{ctx.address('rabbitmq')}/"
     if service == "gateway":
         env["SHOP_INVENTORY_URL"] = f"http://{ctx.address('inventory')}"
