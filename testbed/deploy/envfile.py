@@ -96,6 +96,8 @@ def secrets_from_env(environ: dict[str, str]) -> Secrets:
 def write_env(path: Path = ENV_FILE) -> Path:
     """Write (or refresh) the .env file, 0600 from the first byte."""
     env = render_env(read_env(path))
+    # The project's containers get their secrets from this same file (compose.yaml's env_file).
+    env["TESTBED_ENV_FILE"] = ".env" if path == ENV_FILE else str(path.resolve())
     lines = [
         "# Written by `testbed init`: image tags, published ports and generated secrets. Never commit.",
         *(f"{key}={value}" for key, value in env.items()),

@@ -162,6 +162,9 @@ _HOST_MOUNTS = ("/",)
 def _mount_violations(service: str, source: str, compose_dir: Path) -> list[str]:
     if source in _HOST_MOUNTS or not source.startswith(("/", ".", "~")):
         return []  # a named volume
+    if Path(source).is_absolute() and Path(source).is_relative_to(compose_dir.resolve()):
+        # `docker compose config` has already resolved ./x against the compose directory.
+        source = "./" + str(Path(source).relative_to(compose_dir.resolve()))
     if not source.startswith("./") or ".." in Path(source).parts:
         return [f"{service}: bind mount {source!r}: mount files under stack/ (./...) or use a named volume"]
     if not (compose_dir / source).exists():

@@ -51,7 +51,9 @@ def compose_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def compose_env_file(compose_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("compose") / ".env"
-    path.write_text("".join(f"{key}={value}\n" for key, value in compose_env.items()))
+    # TESTBED_ENV_FILE: the containers read their secrets from this file too, not from stack/.env.
+    env = {**compose_env, "TESTBED_ENV_FILE": str(path)}
+    path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
     path.chmod(0o600)
     return path
 

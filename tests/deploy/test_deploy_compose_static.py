@@ -21,15 +21,16 @@ from testbed.deploy.compose import (
     compose_args,
     compose_cli,
 )
-from testbed.deploy.envfile import ENDPOINT_PORTS, render_env, write_env
+from testbed.deploy.envfile import ENDPOINT_PORTS, read_env, write_env
 from testbed.deploy.runtime import COMPOSE_HOSTS
 
 DOCKERFILE = settings.STACK_DIR / "docker" / "services.Dockerfile"
 
 
 @pytest.fixture(scope="module")
-def env() -> dict[str, str]:
-    return render_env()
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Exactly what `testbed init` writes."""
+    return read_env(write_env(tmp_path_factory.mktemp("init") / ".env"))
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,28 @@ def test_docker_compose_config_parses_the_files(
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_own_model_passes_the_invariants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rules on the model compose itself resolved (normalized ports, mounts, dependencies)."""
+    import json
+
+    cli = _compose_cli_or_skip()
+    monkeypatch.setenv(ENDPOINTS_SWITCH, "1")
+    env_file = write_env(tmp_path / ".env")
+    result = subprocess.run(
+        [
+            *cli,
+            *compose_args("--env-file", str(env_file), "--profile", "setup", "config", "--format", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    model = json.loads(result.stdout)
+    assert validate.invariant_violations(model, settings.versions()["images"]) == []
+    published = [port for service in model["services"].values() for port in service.get("ports", [])]
+    assert published and all(port["host_ip"] == "127.0.0.1" for port in published)
 
 
 def _container_mounts(service: dict[str, Any]) -> list[str]:
