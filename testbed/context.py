@@ -45,7 +45,7 @@ class RenderContext:
 
     @property
     def services_log_dir(self) -> Path:
-        """ECS JSON log files of the services under test (``<service>-<instance>.log``): the shipper tails them."""
+        """The services' ECS JSON log files (``<service>-<instance>.log``), tailed by the shipper."""
         return self.state_dir / "logs" / "services"
 
     @property

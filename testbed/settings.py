@@ -53,7 +53,8 @@ def ports() -> dict[str, list[int]]:
             try:
                 result[name] = [int(p) for p in override.split(",")]
             except ValueError as exc:
-                raise ValueError(f"TESTBED_PORT_{name.upper()}={override!r}: expected port[,port...]") from exc
+                message = f"TESTBED_PORT_{name.upper()}={override!r}: expected port[,port...]"
+                raise ValueError(message) from exc
             continue
         listed = value if isinstance(value, list) else [value]
         result[name] = [int(p) + offset for p in listed]
