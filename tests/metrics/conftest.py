@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -152,3 +152,17 @@ def control(native_stack: RenderContext) -> NativeStack:
 def alertmanager(native_stack: RenderContext) -> Iterator[httpx.Client]:
     with alertmanager_client(native_stack) as client:
         yield client
+
+
+def wait_quiet(
+    prom: PrometheusConnect, alert_names: Iterable[str], timeout_s: float = 300
+) -> list[dict[str, str]]:
+    """Wait until none of ``alert_names`` is pending or firing in Prometheus (left over from an earlier
+    test); returns what is still active after ``timeout_s`` (empty when quiet)."""
+    selector = f'ALERTS{{alertname=~"{"|".join(alert_names)}"}}'
+    deadline = time.monotonic() + timeout_s
+    while True:
+        active = [series["metric"] for series in prom.custom_query(selector)]
+        if not active or time.monotonic() >= deadline:
+            return active
+        time.sleep(5)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import AlertSink, clear_faults, now, set_faults, shop_traffic
+from conftest import AlertSink, clear_faults, now, set_faults, shop_traffic, wait_quiet
 
 from testbed.context import RenderContext
 from testbed.metrics.alertmanager import DATABASE_DOWNSTREAM_ALERTS
@@ -98,7 +98,7 @@ def test_killed_instance_fires_target_down_and_resolves(
 
 
 def test_injected_errors_fire_the_fast_burn_slo_alert_and_clear(
-    native_stack: RenderContext, sink: AlertSink
+    native_stack: RenderContext, sink: AlertSink, prom
 ) -> None:
     slo = next(s for s in load_slos().slos if s.route == "/orders" and s.sli == "availability")
     detect_budget = fast_burn_detection_budget_s(slo.error_budget)
@@ -106,6 +106,9 @@ def test_injected_errors_fire_the_fast_burn_slo_alert_and_clear(
 
     def is_this_slo(alert: dict) -> bool:
         return alert["labels"].get("slo") == slo.name
+
+    leftover = wait_quiet(prom, ["SLOBurnRateFast"])
+    assert not leftover, f"an earlier test's burn is still active, no new firing could be seen: {leftover}"
 
     # The fault goes on orders: the gateway's POST /orders then fails with its route label intact
     # (errors injected on the gateway itself are answered before routing, as route "<unmatched>").
@@ -134,13 +137,17 @@ def test_injected_errors_fire_the_fast_burn_slo_alert_and_clear(
 
 
 def test_database_down_fires_and_inhibits_downstream_alerts(
-    native_stack: RenderContext, sink: AlertSink, control: NativeStack, alertmanager
+    native_stack: RenderContext, sink: AlertSink, control: NativeStack, alertmanager, prom
 ) -> None:
     policy = load_policy()
     detect_budget = detection_budget_s(policy.for_duration("database_down"), policy)
     # Long enough for the downstream error alerts to fire in Prometheus (and be inhibited).
     downstream_wait_s = 3 * 60.0
     min_observe_s = 60.0
+
+    # Start from quiet: an error alert left over from an earlier test is no evidence either way.
+    leftover = wait_quiet(prom, [name for name in DATABASE_DOWNSTREAM_ALERTS if name != "SLOBurnRateSlow"])
+    assert not leftover, f"alerts of an earlier test are still active: {leftover}"
 
     with shop_traffic(native_stack):
         time.sleep(10)
@@ -168,10 +175,12 @@ def test_database_down_fires_and_inhibits_downstream_alerts(
                 if inhibited and time.monotonic() - observed_from >= min_observe_s:
                     break
                 time.sleep(2)
+            # Alerts the outage caused (a slow burn from an earlier test may still be going on).
             notified = [
-                (a["name"], a["labels"].get("service"))
+                (a["name"], a["labels"].get("service"), a["starts_at"])
                 for a in sink.alerts(since=started)
                 if a["name"] in DATABASE_DOWNSTREAM_ALERTS
+                and datetime.fromisoformat(a["starts_at"]) >= started
             ]
         finally:
             control.start("postgresql")
