@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -146,3 +147,18 @@ def test_alertmanager_answers_its_compose_healthcheck_command(
         for arg in relocated
     ]
     assert subprocess.run(refused, capture_output=True, text=True, timeout=30).returncode != 0
+
+
+@pytest.mark.native
+def test_elasticsearch_healthcheck_command_against_a_real_node(native_stack: Any) -> None:
+    """compose.yaml's Elasticsearch healthcheck (curl + grep), run against the native node of the same
+    version: the native CA, password and port stand in for the container's."""
+    script = load_compose(render_env())["services"]["elasticsearch"]["healthcheck"]["test"][1]
+    port = native_stack.port("elasticsearch")
+    relocated = script.replace("config/certs/ca.crt", str(native_stack.ca_cert)).replace(
+        "localhost:19200", f"localhost:{port}"
+    )
+    env = {"PATH": "/usr/bin:/bin", "ELASTIC_PASSWORD": native_stack.secrets.elastic_password}
+    assert subprocess.run(["sh", "-c", relocated], env=env, timeout=30).returncode == 0
+    env["ELASTIC_PASSWORD"] = "wrong"
+    assert subprocess.run(["sh", "-c", relocated], env=env, timeout=30).returncode != 0
