@@ -168,6 +168,24 @@ def read_alerts(access: StackAccess, since: float) -> tuple[list[AlertEvent], st
     return sorted(events, key=lambda e: e.at), None
 
 
+def probe_requests_sent(path: Path) -> int:
+    """Gateway requests the experiment's own probes sent (Prometheus counts them, Locust does not)."""
+    if not path.is_file():
+        return 0
+    journal = json.loads(path.read_text())
+    states = journal.get("steady_states") or {}
+    entries = [
+        *journal.get("run", []),
+        *[probe for phase in ("before", "after") for probe in (states.get(phase) or {}).get("probes", [])],
+    ]
+    total = 0
+    for entry in entries:
+        provider = entry.get("activity", {}).get("provider", {})
+        if provider.get("func") == "gateway_success_ratio" and entry.get("status") == "succeeded":
+            total += int(provider.get("arguments", {}).get("requests", 10))
+    return total
+
+
 def read_journal(path: Path) -> tuple[str | None, bool, tuple[float, float] | None]:
     """(status, deviated, fault window) from a Chaos Toolkit journal: never trust ``chaos run``'s exit code.
 

@@ -45,6 +45,7 @@ class RunRecord(BaseModel):
     # Request id → when the runner first found its access log in Elasticsearch.
     log_sightings: dict[str, float] = Field(default_factory=dict)
     prometheus_request_count: float | None = None  # counter increase over the run
+    probe_requests: int = 0  # gateway requests sent by the chaos probes (in Prometheus' count only)
     es_access_log_count: int | None = None  # access logs carrying this run's request ids
     alerts: list[AlertEvent] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # what could not be collected, and why

@@ -308,6 +308,7 @@ def _collect(
         requests=collect.read_requests(request_dir),
         log_sightings=watcher.sightings,
         prometheus_request_count=prometheus_count,
+        probe_requests=collect.probe_requests_sent(run_dir / "journal.json"),
         es_access_log_count=es_count,
         alerts=alerts,
         notes=notes,

@@ -278,9 +278,10 @@ def _relative_difference(a: float, b: float) -> float:
 
 def check_cross_signal(record: RunRecord, assertion: CrossSignal) -> AssertionResult:
     locust_count = sum(1 for r in record.requests if r.status != 0)
+    prometheus = record.prometheus_request_count
     counts = {
         "locust": float(locust_count),
-        "prometheus": record.prometheus_request_count,
+        "prometheus": None if prometheus is None else prometheus - record.probe_requests,
         "elasticsearch": None if record.es_access_log_count is None else float(record.es_access_log_count),
     }
     observed = ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} n/a" for k, v in counts.items())
@@ -306,7 +307,12 @@ def check_cross_signal(record: RunRecord, assertion: CrossSignal) -> AssertionRe
         passed=locust_count > 0 and worst <= assertion.tolerance,
         expected=f"≤ {assertion.tolerance:.1%}",
         observed=observed,
-        detail=f"largest difference {worst:.2%}",
+        detail=f"largest difference {worst:.2%}"
+        + (
+            f"; Prometheus net of {record.probe_requests} chaos probe requests"
+            if record.probe_requests
+            else ""
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_scenario_verify import SPEC, _healthy_run
 
-from testbed.scenario.collect import read_journal, read_requests
+from testbed.scenario.collect import probe_requests_sent, read_journal, read_requests
 from testbed.scenario.report import write_artifacts
 from testbed.scenario.spec import parse_scenario
 from testbed.scenario.verify import verify
@@ -92,3 +92,15 @@ def test_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
     output = done.stdout.strip()
     assert f"{bad}:2: load.shape" in output.replace("\n", "")
     assert "fix:" in output
+
+
+def test_probe_requests_are_read_from_the_journal(tmp_path: Path) -> None:
+    probe = {
+        "activity": {"provider": {"func": "gateway_success_ratio", "arguments": {"requests": 5}}},
+        "status": "succeeded",
+    }
+    journal = {"steady_states": {"before": {"probes": [probe]}, "after": {"probes": [probe]}}, "run": []}
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    assert probe_requests_sent(path) == 10
+    assert probe_requests_sent(tmp_path / "missing.json") == 0

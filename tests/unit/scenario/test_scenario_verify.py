@@ -216,3 +216,13 @@ def test_runner_stops_waiting_only_once_expected_alerts_are_complete(scenario: S
     assert expected_alert_seen(record.alerts, alert, T0)
     assert not expected_alert_seen(record.alerts[:1], alert, T0)  # fired, resolve still awaited
     assert not expected_alert_seen([], alert, T0)
+
+
+def test_chaos_probe_requests_are_taken_out_of_the_prometheus_count(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.prometheus_request_count = 420.0  # 400 from Locust + 20 from the steady-state probes
+    assert len(_failed(verify(scenario, record), "cross_signal")) == 1  # 5 % apart
+    record.probe_requests = 20
+    [result] = [r for r in verify(scenario, record) if r.kind == "cross_signal"]
+    assert result.passed and "prometheus 400" in result.observed
+    assert "20 chaos probe requests" in result.detail
