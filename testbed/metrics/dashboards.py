@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, timeseries
@@ -306,10 +307,10 @@ def dashboards(policy: Policy | None = None, spec: SloSpec | None = None) -> dic
     return result
 
 
-def panel_queries(document: dict[str, object]) -> list[tuple[str, str]]:
+def panel_queries(document: dict[str, Any]) -> list[tuple[str, str]]:
     """(panel title, PromQL) of every Prometheus target in one dashboard's JSON."""
     found = []
-    for panel in document.get("panels", []):  # type: ignore[union-attr]
+    for panel in document.get("panels", []):
         for target in panel.get("targets", []) or []:
             if "expr" in target:
                 found.append((panel["title"], target["expr"]))

@@ -31,4 +31,4 @@ def password_matches(path: Path, password: str) -> bool:
         return False
     document = yaml.safe_load(path.read_text()) or {}
     hashed = (document.get("basic_auth_users") or {}).get(STACK_USER)
-    return bool(hashed) and bcrypt.checkpw(password.encode(), hashed.encode())
+    return isinstance(hashed, str) and bcrypt.checkpw(password.encode(), hashed.encode())
