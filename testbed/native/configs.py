@@ -239,6 +239,27 @@ def render_blackbox(ctx: RenderContext) -> None:
     write_file(conf / "blackbox.yml", minimal_blackbox_yml(ctx))
 
 
+def client_http_config_text(ctx: RenderContext, password: str) -> str:
+    """A Prometheus-style http_config for clients (amtool, promtool's --http.config.file, scripts)."""
+    config = {
+        "basic_auth": {"username": STACK_USER_NAME, "password": password},
+        "tls_config": {"ca_file": str(ctx.ca_cert)},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def client_http_config(ctx: RenderContext, name: str) -> Path:
+    return ctx.config_dir / "clients" / f"{name}-http.yml"
+
+
+def render_client_http_configs(ctx: RenderContext) -> None:
+    for name, password in (
+        ("prometheus", ctx.secrets.prometheus_password),
+        ("alertmanager", ctx.secrets.alertmanager_password),
+    ):
+        write_file(client_http_config(ctx, name), client_http_config_text(ctx, password), private=True)
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

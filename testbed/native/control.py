@@ -27,7 +27,7 @@ from typing import Any, Literal
 import psutil
 
 from testbed.context import RenderContext
-from testbed.native import health, pki, setup
+from testbed.native import configs, health, pki, setup
 from testbed.native import stack as stack_definition
 from testbed.native import supervisor as sv
 from testbed.native.component import Component
@@ -262,6 +262,7 @@ class NativeStack:
         sv.supervisor_dir(ctx).mkdir(parents=True, exist_ok=True)
         sv.supervisor_dir(ctx).chmod(0o700)
         pki.ensure_pki(ctx.pki_dir)
+        configs.render_client_http_configs(ctx)
         for component in self.components:
             if component.render is not None:
                 try:
@@ -546,6 +547,9 @@ class NativeStack:
             "TESTBED_ALERTMANAGER_URL": f"https://{ctx.address('alertmanager')}",
             "TESTBED_ALERTMANAGER_USER": "testbed",
             "TESTBED_ALERTMANAGER_PASSWORD": secrets.alertmanager_password,
+            # http_config files (basic auth + CA) for amtool --http.config.file and similar clients.
+            "TESTBED_PROMETHEUS_HTTP_CONFIG": str(configs.client_http_config(ctx, "prometheus")),
+            "TESTBED_ALERTMANAGER_HTTP_CONFIG": str(configs.client_http_config(ctx, "alertmanager")),
             "TESTBED_PG_DSN": (
                 f"postgresql://testbed:{secrets.postgres_password}@{ctx.address('postgresql')}/postgres"
             ),

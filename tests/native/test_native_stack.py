@@ -155,3 +155,18 @@ def test_postgresql_and_rabbitmq_refuse_other_credentials(native_stack: RenderCo
             await aio_pika.connect(f"amqp://guest:guest@{ctx.address('rabbitmq')}/", timeout=10)
 
     asyncio.run(attempts())
+
+
+def test_env_exports_let_amtool_and_promtool_in(native_stack: RenderContext) -> None:
+    exports = run_cli("env").stdout
+    script = exports + (
+        'amtool --alertmanager.url="$TESTBED_ALERTMANAGER_URL" '
+        '--http.config.file="$TESTBED_ALERTMANAGER_HTTP_CONFIG" -o json alert query\n'
+        # promtool 2.42 has no --http.config.file: credentials in the URL, the CA through SSL_CERT_FILE.
+        'SSL_CERT_FILE="$TESTBED_CA_CERT" promtool query instant '
+        '"https://$TESTBED_PROMETHEUS_USER:$TESTBED_PROMETHEUS_PASSWORD@${TESTBED_PROMETHEUS_URL#https://}" '
+        "'count(up)'\n"
+    )
+    result = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "=>" in result.stdout  # promtool printed a sample
