@@ -136,18 +136,37 @@ def setup_prepare() -> None:
     console.print(f"[green]prepared[/] {ctx.pki_dir} and {ctx.config_dir}")
 
 
-@setup_app.command("apply")
-def setup_apply() -> None:
-    """(in the setup container) Passwords, roles, users, templates, policies: idempotent."""
+def _run_setup_steps(*steps: str) -> None:
     from testbed.deploy import setup
     from testbed.deploy.runtime import compose_context
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    actions = {"apply": setup.apply, "kibana": setup.import_kibana_objects}
     try:
-        setup.apply(compose_context())
+        ctx = compose_context()
+        for step in steps:
+            actions[step](ctx)
     except (ValueError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
-    console.print("[green]stack set up[/]")
+    console.print(f"[green]done:[/] {', '.join(steps)}")
+
+
+@setup_app.command("apply")
+def setup_apply() -> None:
+    """(setup container) Elasticsearch: passwords, roles, users, templates, ILM/SLM. Idempotent."""
+    _run_setup_steps("apply")
+
+
+@setup_app.command("kibana")
+def setup_kibana() -> None:
+    """(setup container) Wait for Kibana, import the saved objects. Idempotent."""
+    _run_setup_steps("kibana")
+
+
+@setup_app.command("all")
+def setup_all() -> None:
+    """(setup container, the default) apply, then kibana: for a plain `docker compose up`."""
+    _run_setup_steps("apply", "kibana")
 
 
 def compose_service(

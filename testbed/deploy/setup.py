@@ -147,12 +147,17 @@ def apply_retention(es: Elasticsearch) -> None:
 
 
 def apply(ctx: RenderContext) -> None:
+    """Elasticsearch's side: what Kibana needs before it can start (kibana_system's password) and more."""
     wait_for_elasticsearch(ctx)
     bootstrap.apply(ctx)
     log.info("Elasticsearch: templates, roles, users, snapshot repository applied")
     with clients.superuser(ctx) as es:
         apply_retention(es)
     log.info("Elasticsearch: ILM and SLM policies applied")
+
+
+def import_kibana_objects(ctx: RenderContext) -> None:
+    """Kibana's side, once it is available: the logs area's saved objects (overwrite: idempotent)."""
     from testbed.logs import kibana
 
     wait_for_kibana(ctx)

@@ -147,12 +147,25 @@ def invariant_violations(
             wanted = "service_completed_successfully" if one_off else "service_healthy"
             if condition.get("condition") != wanted:
                 problems.append(f"{name}: depends_on {dependency} must use condition {wanted}")
+        if _is_one_off(service) and not service.get("profiles") and not _adopted(name, services):
+            # `docker compose up --wait` would report its successful exit as a failure.
+            problems.append(
+                f"{name}: one-off job that no long-running service waits for (put it in a profile)"
+            )
         for published in service.get("ports", []):
             problems.extend(_port_violations(name, published))
         for mount in service.get("volumes", []):
             source = str(mount).split(":", 1)[0] if isinstance(mount, str) else str(mount.get("source", ""))
             problems.extend(_mount_violations(name, source, compose_dir))
     return problems
+
+
+def _adopted(job: str, services: Mapping[str, Any]) -> bool:
+    return any(
+        (service.get("depends_on") or {}).get(job, {}).get("condition") == "service_completed_successfully"
+        for name, service in services.items()
+        if name != job and not _is_one_off(service)
+    )
 
 
 # Host paths a container may see besides files under stack/: node-exporter reads the host's root.

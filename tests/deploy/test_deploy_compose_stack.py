@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from testbed.deploy.compose import ComposeUnavailable, compose_cli, engine_problem
+from testbed.deploy.compose import UP_STEPS, ComposeUnavailable, compose_cli, engine_problem
 from testbed.deploy.envfile import PUBLISHED_PORTS, port_variable, render_env
 
 PORT_SHIFT = 5000
@@ -65,7 +65,8 @@ def docker_compose_file() -> str:
 
 @pytest.fixture(scope="session")
 def docker_setup(compose_env_file: Path) -> list[str]:
-    return [f'--env-file "{compose_env_file}" --profile setup up --build --detach --wait --wait-timeout 900']
+    """The same steps as `testbed up --backend compose` (testbed.deploy.compose.UP_STEPS)."""
+    return [f'--env-file "{compose_env_file}" ' + " ".join(step) for step in UP_STEPS]
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,15 @@ def test_invariants_catch_latest_tags_open_ports_and_missing_healthchecks(model:
     assert any("without a healthcheck" in p for p in problems)
 
 
+def test_invariants_catch_a_one_off_job_that_up_wait_would_report_as_failed(model: dict[str, Any]) -> None:
+    job = {**model["services"]["setup"]}
+    del job["profiles"]
+    problems = validate.invariant_violations(
+        {**model, "services": {**model["services"], "setup": job}}, settings.versions()["images"]
+    )
+    assert any("setup: one-off job" in p for p in problems)
+
+
 def test_every_variable_is_defined_by_testbed_init(env: dict[str, str]) -> None:
     used = validate.referenced_variables(validate.load_compose_raw())
     assert used - set(env) == set(), "add them to testbed/deploy/envfile.py:render_env"
