@@ -111,3 +111,27 @@ def test_lines_are_redacted_before_they_are_written(service_log: Path):
     for secret in ("jane.doe@example.com", CARD, "hunter2", "abcdef123456"):
         assert secret not in written
     assert MASK in written
+
+
+def test_the_log_file_rotates(tmp_path: Path):
+    settings = ServiceSettings(
+        service_name="orders", port=1, log_dir=tmp_path, log_max_bytes=2000, log_backups=2
+    )  # type: ignore[call-arg]
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    configure_logging(settings)
+    try:
+        for index in range(40):
+            logging.getLogger("shop.test").info("line %d", index)
+    finally:
+        for handler in list(root.handlers):
+            handler.close()
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    current = log_file(tmp_path, settings)
+    rotated = current.with_name(current.name + ".1")
+    assert rotated.exists()
+    assert current.stat().st_size <= 2000 and rotated.stat().st_size <= 2000
+    assert not current.with_name(current.name + ".3").exists()  # bounded by log_backups
