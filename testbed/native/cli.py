@@ -164,6 +164,8 @@ def status_command(
         out.print_json(json.dumps(payload))
         return
     out.print(status_table(statuses))
+    if any(item.state == "STALE" for item in statuses.values()):
+        raise fail("supervisord is gone but stack processes still run: `testbed up` recovers them")
     if any(item.health != "healthy" for item in statuses.values()):
         raise typer.Exit(3)
 

@@ -436,8 +436,13 @@ class NativeStack:
     # --- status and one component -------------------------------------------------------------
 
     def status(self) -> dict[str, ComponentStatus]:
-        info = self.client.process_info() if self.client.is_running() else {}
-        running = [c for c in self.components if info.get(c.name, {}).get("statename") == "RUNNING"]
+        """Every component; STALE when supervisord is gone but processes it started still run."""
+        supervised = self.client.is_running()
+        info = self.client.process_info() if supervised else {}
+        if not supervised and stack_processes(self.ctx):
+            info = {c.name: {"statename": "STALE"} for c in self.components}
+        probed_states = ("RUNNING", "STALE")
+        running = [c for c in self.components if info.get(c.name, {}).get("statename") in probed_states]
         with ThreadPoolExecutor(max_workers=8) as pool:
             probes = dict(zip([c.name for c in running], pool.map(self._probe, running), strict=True))
         result = {}

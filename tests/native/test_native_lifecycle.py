@@ -61,6 +61,7 @@ def test_down_leaves_no_process_even_after_kill_9_of_supervisord(private_env: di
     time.sleep(1)
     assert control.stack_processes(stack.ctx), "the components should have outlived supervisord"
     assert sv.socket_path(stack.ctx).exists()
+    assert {item.state for item in NativeStack().status().values()} == {"STALE"}
 
     # The next `up` recovers: no port conflict with the orphans, everything healthy again.
     recovered = NativeStack()
