@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import logging.handlers
+import os
 import random
 import sys
 import time
@@ -146,6 +147,7 @@ def _set_dotted(document: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 _ids = random.Random()  # seeded from the OS at import, per process
+os.register_at_fork(after_in_child=_ids.seed)  # a forked child must not repeat its parent's ids
 
 
 def _event_id() -> str:
