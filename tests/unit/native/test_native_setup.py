@@ -42,3 +42,10 @@ def test_missing_packages_are_named() -> None:
     if shutil.which("dpkg-query") is None:
         pytest.skip("no dpkg")
     assert setup.missing_packages(["surely-not-a-debian-package-xyz"]) == ["surely-not-a-debian-package-xyz"]
+
+
+def test_missing_mvn_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mvn on it
+    with pytest.raises(setup.SetupError, match=r"mvn not found: apt-get install -y maven"):
+        setup.fetch_elasticsearch()
