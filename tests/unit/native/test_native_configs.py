@@ -56,9 +56,7 @@ def test_supervisord_conf_without_root_sets_no_user(ctx: RenderContext) -> None:
 
 
 def test_supervisord_conf_escapes_percent_and_quotes_arguments(ctx: RenderContext) -> None:
-    component = Component(
-        name="odd", command=["/bin/echo", "50% done", "it's"], environment={"RATE": "100%"}
-    )
+    component = Component(name="odd", command=["/bin/echo", "50% done", "it's"], environment={"RATE": "100%"})
     text = sv.render_conf(ctx, [component], None)
     assert 'RATE="100%%"' in text
     assert "command=/bin/echo '50%% done' 'it'\"'\"'s'" in text
