@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # no display: render to PNG only
 import matplotlib.pyplot as plt
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-from testbed.scenario.record import RunRecord
+from testbed.scenario.record import AlertEvent, RunRecord
 from testbed.scenario.spec import Scenario
 from testbed.scenario.verify import AssertionResult, all_passed, percentile
 
@@ -67,27 +67,33 @@ def plot_traffic(record: RunRecord) -> str:
     return _png(figure)
 
 
+def _alert_row(event: AlertEvent) -> str:
+    """One timeline row per alert and what it is about (TargetDown fires per job, SLO alerts per slo)."""
+    subject = event.labels.get("slo") or event.labels.get("service") or event.labels.get("job")
+    return f"{event.name} ({subject})" if subject else event.name
+
+
 def plot_alerts(record: RunRecord) -> str:
-    figure, axes = plt.subplots(figsize=(10, 2.5))
-    names = sorted({e.name for e in record.alerts})
+    rows = sorted({_alert_row(e) for e in record.alerts})
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.35 * max(len(rows), 1)))
     end = max([record.ended_at, *(e.at for e in record.alerts)]) - record.started_at
-    for row, name in enumerate(names):
+    for index, row in enumerate(rows):
         firing_at: float | None = None
-        for event in sorted((e for e in record.alerts if e.name == name), key=lambda e: e.at):
+        for event in sorted((e for e in record.alerts if _alert_row(e) == row), key=lambda e: e.at):
             at = event.at - record.started_at
             if event.state == "firing" and firing_at is None:
                 firing_at = at
             elif event.state == "resolved" and firing_at is not None:
                 axes.broken_barh(
-                    [(firing_at, max(at - firing_at, 0.5))], (row - 0.3, 0.6), color="tab:orange"
+                    [(firing_at, max(at - firing_at, 0.5))], (index - 0.3, 0.6), color="tab:orange"
                 )
                 firing_at = None
         if firing_at is not None:
-            axes.broken_barh([(firing_at, max(end - firing_at, 0.5))], (row - 0.3, 0.6), color="tab:red")
-    axes.set_yticks(range(len(names)), names or [])
+            axes.broken_barh([(firing_at, max(end - firing_at, 0.5))], (index - 0.3, 0.6), color="tab:red")
+    axes.set_yticks(range(len(rows)), rows or [])
     axes.set_xlabel("seconds since load start (orange: fired and resolved, red: still firing)")
     _shade_fault(axes, record)
-    if not names:
+    if not rows:
         axes.text(0.5, 0.5, "no alert notifications", ha="center", va="center", transform=axes.transAxes)
     return _png(figure)
 
