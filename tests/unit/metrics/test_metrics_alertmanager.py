@@ -16,7 +16,7 @@ from testbed.metrics.scrape import alertmanager_dir
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("amtool"), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([require_tool("amtool"), *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ RULE_TESTS = sorted((STACK_DIR / "prometheus" / "tests").glob("*_test.yml"))
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=600)
 
 
 def test_native_config_is_valid(native_ctx: RenderContext) -> None:
