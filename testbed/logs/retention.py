@@ -31,6 +31,7 @@ from elasticsearch9 import Elasticsearch
 from testbed.context import RenderContext
 from testbed.logs import layout
 from testbed.native.component import Component, HealthCheck
+from testbed.native.setup import chown_to_stack_user
 from testbed.settings import STACK_DIR
 
 ILM_FILE = STACK_DIR / "elasticsearch" / "ilm" / "logs-testbed.json"
@@ -129,6 +130,7 @@ def render_curator(ctx: RenderContext) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        chown_to_stack_user(tmp)  # the curator component runs as the stack user
         tmp.replace(path)
 
 

@@ -16,6 +16,7 @@ import jinja2
 from testbed.context import RenderContext
 from testbed.logs import layout
 from testbed.native.configs import rsyslog_pidfile
+from testbed.native.setup import chown_to_stack_user
 from testbed.settings import STACK_DIR
 
 TEMPLATE_DIR = STACK_DIR / "rsyslog"
@@ -97,10 +98,11 @@ def render(ctx: RenderContext) -> None:
     for source in layout.shipping().sources:
         (ctx.log_dir / source.glob).parent.mkdir(parents=True, exist_ok=True)
     text = config_text(ctx)
-    if paths.config.exists() and paths.config.read_text() == text:
-        return
-    tmp = paths.config.with_name(".rsyslog.conf.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(paths.config)
+    if not paths.config.exists() or paths.config.read_text() != text:
+        tmp = paths.config.with_name(".rsyslog.conf.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        tmp.replace(paths.config)
+    # rsyslogd runs as the stack user: a render as root must leave its files readable to it.
+    chown_to_stack_user(paths.config, paths.work_dir, paths.rejected_file.parent)
