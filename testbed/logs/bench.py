@@ -141,6 +141,8 @@ class Report:
     backlog_outage_s: float = 0.0
     backlog_drain_s: float = 0.0
     machine: str = ""
+    load_before: float = 0.0
+    load_after: float = 0.0
 
     def markdown(self) -> str:
         goal = layout.shipping().searchable_within_s
@@ -149,6 +151,8 @@ class Report:
             "",
             f"Measured by `testbed bench logs` on {self.machine}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,",
             "with the rest of the native stack running. Latency = written to the file → searchable.",
+            f"Load average (1 min): {self.load_before:.1f} before, {self.load_after:.1f} after; the CPUs are",
+            "shared with every other process on the machine, so the figures vary with its load.",
             "",
             "| rate (events/s) | events | probes | p50 (s) | p99 (s) | max (s) | goal p99 |",
             "|---:|---:|---:|---:|---:|---:|---|",
@@ -240,7 +244,9 @@ def run(
     path = ctx.services_log_dir / "bench-0.log"
     if not ctx.services_log_dir.is_dir():
         raise BenchError(f"{ctx.services_log_dir} does not exist: bring the stack up first (testbed up)")
-    report = Report(machine=f"{platform.node()} ({platform.machine()}, {_cpus()} CPUs)")
+    report = Report(
+        machine=f"{platform.node()} ({platform.machine()}, {_cpus()} CPUs)", load_before=os.getloadavg()[0]
+    )
     with clients.reader(ctx) as es:
         for rate in (500.0, 2000.0):
             progress(f"latency at {rate:.0f} events/s for {step_duration_s:.0f} s…")
@@ -250,6 +256,7 @@ def run(
         progress(f"backlog: shipper stopped for {backlog_outage_s:.0f} s under 500 events/s…")
         report.backlog_outage_s = backlog_outage_s
         report.backlog_events, report.backlog_drain_s = backlog_drain(ctx, es, path, backlog_outage_s, 500.0)
+    report.load_after = os.getloadavg()[0]
     return report
 
 
