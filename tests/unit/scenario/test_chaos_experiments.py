@@ -59,7 +59,7 @@ def test_validate_catches_a_wrong_argument(tmp_path: Path) -> None:
     broken.write_text(
         (REPO_ROOT / "chaos/experiments/service-slowed.yaml")
         .read_text()
-        .replace("latency_ms: 800", "latency: 800")
+        .replace("latency_ms: 1200", "latency: 1200")
     )
     done = _validate(broken)
     assert done.returncode != 0

@@ -8,7 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from test_scenario_verify import SPEC, _healthy_run
+from tests.unit.scenario.test_scenario_verify import SPEC, _healthy_run
 
 from testbed.scenario.collect import probe_requests_sent, read_journal, read_requests
 from testbed.scenario.report import write_artifacts
