@@ -10,7 +10,6 @@ import json
 import time
 
 import pytest
-from conftest import shop_traffic
 from prometheus_api_client import PrometheusConnect
 
 from testbed.context import RenderContext
@@ -18,6 +17,7 @@ from testbed.metrics.archive import archive
 from testbed.metrics.client import prometheus_client
 from testbed.metrics.dashboards import DASHBOARDS_DIR, panel_queries
 from testbed.metrics.policy import load_policy, parse_duration, parse_size
+from testbed.metrics.probes import shop_traffic
 from testbed.metrics.scrape import SERVICES
 
 pytestmark = pytest.mark.native

@@ -9,11 +9,11 @@ import time
 
 import httpx
 import pytest
-from shop_client import log_lines, metric, place_order, url, wait_final, wait_for
 
 from services import openapi as openapi_documents
 from testbed.context import RenderContext
 from testbed.native.control import NativeStack
+from tests.services.shop_client import log_lines, metric, place_order, url, wait_final, wait_for
 
 pytestmark = pytest.mark.native
 

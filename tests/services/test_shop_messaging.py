@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import aio_pika
 import asyncpg
 import pytest
-from shop_client import metric, order, place_order, wait_final, wait_for
 
 from services.common import messages
 from services.common.messages import OrderPlacedV1
 from testbed.context import RenderContext
 from testbed.native.control import NativeStack
+from tests.services.shop_client import metric, order, place_order, wait_final, wait_for
 
 pytestmark = pytest.mark.native
 

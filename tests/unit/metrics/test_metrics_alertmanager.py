@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from conftest import require_tool
 
 from testbed.context import RenderContext
 from testbed.metrics.alertmanager import DEFAULT_RECEIVER, RECEIVER_BY_SEVERITY, sink_url
@@ -15,8 +16,12 @@ from testbed.metrics.render import COMPOSE_ALERTMANAGER_DIR, render_native
 from testbed.metrics.scrape import alertmanager_dir
 
 
-def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("amtool"), *args], capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def amtool(amtool_bin: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([amtool_bin, *args], capture_output=True, text=True, timeout=300)
+
+    return run
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ def native_config(native_ctx: RenderContext) -> Path:
 
 
 @pytest.mark.parametrize("which", ["native", "compose"])
-def test_config_is_valid(which: str, native_config: Path) -> None:
+def test_config_is_valid(which: str, native_config: Path, amtool: Callable[..., Any]) -> None:
     path = native_config if which == "native" else COMPOSE_ALERTMANAGER_DIR / "alertmanager.yml"
     result = amtool("check-config", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -43,7 +48,9 @@ ROUTES = [
 
 
 @pytest.mark.parametrize(("labels", "receiver"), ROUTES, ids=[r for _, r in ROUTES])
-def test_route_reaches_its_receiver(native_config: Path, labels: dict[str, str], receiver: str) -> None:
+def test_route_reaches_its_receiver(
+    native_config: Path, labels: dict[str, str], receiver: str, amtool: Callable[..., Any]
+) -> None:
     pairs = [f"{key}={value}" for key, value in labels.items()]
     result = amtool(
         "config", "routes", "test", f"--config.file={native_config}", f"--verify.receivers={receiver}", *pairs

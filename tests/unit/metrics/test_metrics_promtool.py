@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from conftest import require_tool
 
 from testbed.context import RenderContext
 from testbed.metrics.render import COMPOSE_PROMETHEUS_DIR, render_native
@@ -18,11 +19,15 @@ from testbed.settings import STACK_DIR
 RULE_TESTS = sorted((STACK_DIR / "prometheus" / "tests").glob("*_test.yml"))
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=600)
+@pytest.fixture
+def promtool(promtool_bin: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([promtool_bin, *args], capture_output=True, text=True, timeout=600)
+
+    return run
 
 
-def test_native_config_is_valid(native_ctx: RenderContext) -> None:
+def test_native_config_is_valid(native_ctx: RenderContext, promtool: Callable[..., Any]) -> None:
     render_native(native_ctx)
     result = promtool("check", "config", str(prometheus_dir(native_ctx) / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -56,19 +61,19 @@ def test_native_config_scrapes_every_component_on_loopback(native_ctx: RenderCon
         assert password_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_compose_config_is_valid() -> None:
+def test_compose_config_is_valid(promtool: Callable[..., Any]) -> None:
     result = promtool("check", "config", "--syntax-only", str(COMPOSE_PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_generated_rules_are_valid() -> None:
+def test_generated_rules_are_valid(promtool: Callable[..., Any]) -> None:
     files = sorted(str(p) for p in RULES_DIR.glob("*.yml"))
     result = promtool("check", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
-def test_rule_unit_tests_pass(test_file: Path) -> None:
+def test_rule_unit_tests_pass(test_file: Path, promtool: Callable[..., Any]) -> None:
     result = promtool("test", "rules", str(test_file))
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -8,13 +8,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.unit.scenario.test_scenario_verify import SPEC, _healthy_run
-
 from testbed.scenario.collect import probe_requests_sent, read_journal, read_requests
 from testbed.scenario.report import write_artifacts
 from testbed.scenario.spec import parse_scenario
 from testbed.scenario.verify import verify
 from testbed.settings import REPO_ROOT
+from tests.unit.scenario.test_scenario_verify import SPEC, _healthy_run
 
 TESTBED = Path(sys.executable).parent / "testbed"
 
