@@ -13,11 +13,21 @@ from testbed.native.pki import ensure_pki
 from testbed.secrets import load_or_create
 
 
-def require_tool(name: str) -> str:
+def _require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(f"{name} is not installed: run `testbed setup` (Debian package of the metrics stack)")
     return path
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> str:
+    return _require_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def amtool_bin() -> str:
+    return _require_tool("amtool")
 
 
 @pytest.fixture
