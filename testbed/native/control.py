@@ -367,6 +367,7 @@ class NativeStack:
                     on_event(component.name, "waiting", ", ".join(component.depends_on))
             started_at: dict[str, float] = {}
             last_seen: dict[str, str] = {}
+            refused_since: dict[str, float] = {}  # a wrong password never heals: fail fast
             while pending or started_at:
                 for component in [c for c in pending if set(c.depends_on) <= healthy]:
                     pending.remove(component)
@@ -400,6 +401,18 @@ class NativeStack:
                         healthy.add(component.name)
                         on_event(component.name, "healthy", "")
                     else:
+                        if seen == "HTTP 401":
+                            refused_since.setdefault(component.name, time.monotonic())
+                        else:
+                            refused_since.pop(component.name, None)
+                        if time.monotonic() - refused_since.get(component.name, time.monotonic()) > 30:
+                            on_event(component.name, "failed", seen)
+                            raise self._failure(
+                                component,
+                                "refuses the stack's credentials (HTTP 401 for 30 s): secrets.json no longer "
+                                "matches the password it keeps (Elasticsearch: bootstrap.password in its "
+                                "keystore): restore secrets.json, or delete that keystore to use the new one",
+                            )
                         timeout = component.health.timeout_s if component.health else 60.0
                         if time.monotonic() - started_at[component.name] > timeout:
                             on_event(component.name, "failed", seen)

@@ -30,7 +30,8 @@ def elasticsearch(ctx: RenderContext) -> Component:
         port_names=("elasticsearch", "elasticsearch_transport"),
         health=HealthCheck(
             "https",
-            _url(ctx, "elasticsearch", "https", "/_cluster/health"),
+            # Healthy = at least yellow (all primaries assigned): ES answers 408 until then.
+            _url(ctx, "elasticsearch", "https", "/_cluster/health?wait_for_status=yellow&timeout=1s"),
             auth=("elastic", ctx.secrets.elastic_password),
             timeout_s=180,
         ),
