@@ -40,6 +40,17 @@ DEAD_STATES = {"STOPPED", "EXITED", "FATAL", "BACKOFF", "UNKNOWN"}
 LOG_TAIL_LINES = 15
 
 
+CREDENTIALS_GRACE_S = 30.0
+
+
+@dataclass
+class _Startup:
+    """A component being started: since when, and since when it has refused our credentials."""
+
+    since: float
+    refused_since: float | None = None
+
+
 class StackError(RuntimeError):
     """One clear line naming the fix; ``detail`` may hold log lines worth showing."""
 
@@ -352,76 +363,92 @@ class NativeStack:
 
     def _start_in_order(self, on_event: EventCallback, only: set[str] | None) -> None:
         targets = [c for c in self.components if only is None or c.name in only]
-        info = self.client.process_info()
-        healthy: set[str] = set()
-        pending: list[Component] = []
         with ThreadPoolExecutor(max_workers=8) as pool:
-            running = [c for c in targets if info.get(c.name, {}).get("statename") == "RUNNING"]
-            for component, (ok, _seen) in zip(running, pool.map(self._probe, running), strict=True):
-                if ok:
-                    healthy.add(component.name)
-                    on_event(component.name, "already running", "")
-            for component in targets:
-                if component.name not in healthy:
-                    pending.append(component)
-                    on_event(component.name, "waiting", ", ".join(component.depends_on))
-            started_at: dict[str, float] = {}
-            last_seen: dict[str, str] = {}
-            refused_since: dict[str, float] = {}  # a wrong password never heals: fail fast
-            while pending or started_at:
+            healthy = self._already_healthy(targets, pool, on_event)
+            pending = [c for c in targets if c.name not in healthy]
+            for component in pending:
+                on_event(component.name, "waiting", ", ".join(component.depends_on))
+            starting: dict[str, _Startup] = {}
+            while pending or starting:
                 for component in [c for c in pending if set(c.depends_on) <= healthy]:
                     pending.remove(component)
-                    state = self.client.process_info().get(component.name, {}).get("statename")
-                    if state != "RUNNING":
-                        self._check_ports_free(component)
-                        self.client.start(component.name)
-                    started_at[component.name] = time.monotonic()
+                    self._launch(component)
+                    starting[component.name] = _Startup(since=time.monotonic())
                     on_event(component.name, "starting", "")
-                if not started_at and pending:
+                if pending and not starting:
                     names = ", ".join(c.name for c in pending)
                     raise StackError(f"cannot start {names}: a dependency is not part of this start")
-                starting = [self.by_name[n] for n in started_at]
-                info = self.client.process_info()
-                for component in starting:
-                    state = info.get(component.name, {}).get("statename", "UNKNOWN")
-                    if state in DEAD_STATES:
-                        on_event(component.name, "failed", state)
-                        raise self._failure(component, f"exited at start ({state})")
-                for component, (ok, seen) in zip(starting, pool.map(self._probe, starting), strict=True):
-                    last_seen[component.name] = seen
+                batch = [self.by_name[name] for name in starting]
+                self._fail_if_exited(batch, on_event)
+                for component, (ok, seen) in zip(batch, pool.map(self._probe, batch), strict=True):
                     if ok:
-                        del started_at[component.name]
-                        if component.post_start is not None:
-                            on_event(component.name, "starting", "post-start")
-                            try:
-                                component.post_start(self.ctx)
-                            except Exception as exc:
-                                on_event(component.name, "failed", "post-start")
-                                raise self._failure(component, f"post-start hook failed: {exc}") from exc
+                        del starting[component.name]
+                        self._run_post_start(component, on_event)
                         healthy.add(component.name)
                         on_event(component.name, "healthy", "")
                     else:
-                        if seen == "HTTP 401":
-                            refused_since.setdefault(component.name, time.monotonic())
-                        else:
-                            refused_since.pop(component.name, None)
-                        if time.monotonic() - refused_since.get(component.name, time.monotonic()) > 30:
-                            on_event(component.name, "failed", seen)
-                            raise self._failure(
-                                component,
-                                "refuses the stack's credentials (HTTP 401 for 30 s): secrets.json no longer "
-                                "matches the password it keeps (Elasticsearch: bootstrap.password in its "
-                                "keystore): restore secrets.json, or delete that keystore to use the new one",
-                            )
-                        timeout = component.health.timeout_s if component.health else 60.0
-                        if time.monotonic() - started_at[component.name] > timeout:
-                            on_event(component.name, "failed", seen)
-                            raise self._failure(
-                                component, f"not healthy within {timeout:.0f} s (last probe: {seen})"
-                            )
+                        self._fail_if_hopeless(component, starting[component.name], seen, on_event)
                         on_event(component.name, "starting", seen)
-                if started_at:
+                if starting:
                     time.sleep(POLL_INTERVAL_S)
+
+    def _already_healthy(
+        self, targets: list[Component], pool: ThreadPoolExecutor, on_event: EventCallback
+    ) -> set[str]:
+        info = self.client.process_info()
+        running = [c for c in targets if info.get(c.name, {}).get("statename") == "RUNNING"]
+        healthy = set()
+        for component, (ok, _seen) in zip(running, pool.map(self._probe, running), strict=True):
+            if ok:
+                healthy.add(component.name)
+                on_event(component.name, "already running", "")
+        return healthy
+
+    def _launch(self, component: Component) -> None:
+        """Start it unless supervisord already runs it (an earlier, interrupted `up`)."""
+        if self.client.process_info().get(component.name, {}).get("statename") != "RUNNING":
+            self._check_ports_free(component)
+            self.client.start(component.name)
+
+    def _fail_if_exited(self, components: list[Component], on_event: EventCallback) -> None:
+        info = self.client.process_info()
+        for component in components:
+            state = info.get(component.name, {}).get("statename", "UNKNOWN")
+            if state in DEAD_STATES:
+                on_event(component.name, "failed", state)
+                raise self._failure(component, f"exited at start ({state})")
+
+    def _fail_if_hopeless(
+        self, component: Component, startup: _Startup, seen: str, on_event: EventCallback
+    ) -> None:
+        now = time.monotonic()
+        # A wrong password never heals: fail fast rather than at the timeout.
+        if seen == "HTTP 401":
+            startup.refused_since = startup.refused_since or now
+        else:
+            startup.refused_since = None
+        if startup.refused_since is not None and now - startup.refused_since > CREDENTIALS_GRACE_S:
+            on_event(component.name, "failed", seen)
+            raise self._failure(
+                component,
+                f"refuses the stack's credentials (HTTP 401 for {CREDENTIALS_GRACE_S:.0f} s): secrets.json "
+                "no longer matches the password it keeps (Elasticsearch: bootstrap.password in its "
+                "keystore): restore secrets.json, or delete that keystore to use the new one",
+            )
+        timeout = component.health.timeout_s if component.health else 60.0
+        if now - startup.since > timeout:
+            on_event(component.name, "failed", seen)
+            raise self._failure(component, f"not healthy within {timeout:.0f} s (last probe: {seen})")
+
+    def _run_post_start(self, component: Component, on_event: EventCallback) -> None:
+        if component.post_start is None:
+            return
+        on_event(component.name, "starting", "post-start")
+        try:
+            component.post_start(self.ctx)
+        except Exception as exc:
+            on_event(component.name, "failed", "post-start")
+            raise self._failure(component, f"post-start hook failed: {exc}") from exc
 
     # --- down ---------------------------------------------------------------------------------
 
@@ -478,20 +505,15 @@ class NativeStack:
 
     def wait_healthy(self, name: str) -> None:
         component = self.component(name)
-        timeout = component.health.timeout_s if component.health else 60.0
-        deadline = time.monotonic() + timeout
-        seen = ""
-        while time.monotonic() < deadline:
-            state = self.client.process_info().get(name, {}).get("statename", "UNKNOWN")
-            if state in DEAD_STATES:
-                raise self._failure(component, f"exited at start ({state})")
+        startup = _Startup(since=time.monotonic())
+        while True:
+            self._fail_if_exited([component], _no_event)
             ok, seen = self._probe(component)
             if ok:
-                if component.post_start is not None:
-                    component.post_start(self.ctx)
+                self._run_post_start(component, _no_event)
                 return
+            self._fail_if_hopeless(component, startup, seen, _no_event)
             time.sleep(POLL_INTERVAL_S)
-        raise self._failure(component, f"not healthy within {timeout:.0f} s (last probe: {seen})")
 
     def start(self, name: str, wait: bool = True) -> None:
         component = self.component(name)
