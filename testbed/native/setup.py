@@ -143,8 +143,13 @@ def missing_packages(packages: list[str]) -> list[str]:
     return missing
 
 
+# Tools the set-up itself uses (not part of the stack): Maven fetches Elasticsearch.
+SETUP_TOOL_PACKAGES = {"maven": "mvn"}
+
+
 def install_packages(progress: Progress = _quiet) -> None:
     packages = debian_packages()
+    packages += [package for package, tool in SETUP_TOOL_PACKAGES.items() if shutil.which(tool) is None]
     if shutil.which("dpkg-query") is None:
         raise SetupError(
             f"no dpkg here: install these Debian packages (or their equivalents): {' '.join(packages)}"
