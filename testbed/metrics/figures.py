@@ -8,6 +8,7 @@ durations, and writes ``bench/RESULTS-metrics.md``.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,6 +89,10 @@ def write_results(ctx: RenderContext, timings_file: Path = TIMINGS_FILE, output:
         "evaluation + group_interval (+ the longest short window for burn rates) + 10 s margin.",
         "",
         *_timings_table(timings_file),
+        "",
+        "Each row is one measurement of tests/metrics/test_metrics_alerts.py (budget: the policy then). "
+        f"Load average when these figures were written: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "on 2 shared cores (the whole team's stacks and tests).",
         "",
         "## Prometheus rule evaluation time",
         "",
