@@ -100,6 +100,7 @@ def node_exporter(ctx: RenderContext) -> Component:
         command=[
             f"{INFRA_BIN}/prometheus-node-exporter",
             f"--web.listen-address={ctx.address('node_exporter')}",
+            "--no-collector.systemd",  # Debian enables it; there may be no systemd/dbus to ask
         ],
         port_names=("node_exporter",),
         health=HealthCheck("http", _url(ctx, "node_exporter", path="/metrics")),
