@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import threading
+import time
 from pathlib import Path
 
 import bcrypt
@@ -16,8 +17,8 @@ from testbed.context import RenderContext
 from testbed.native import configs, pki
 from testbed.native import stack as stack_definition
 from testbed.native import supervisor as sv
-from testbed.native.component import Component
-from testbed.native.control import NativeStack, StackError
+from testbed.native.component import Component, HealthCheck
+from testbed.native.control import CREDENTIALS_GRACE_S, NativeStack, StackError, _no_event, _Startup
 from testbed.secrets import Secrets
 
 
@@ -174,3 +175,18 @@ def test_up_and_down_of_one_stack_are_serialised(ctx: RenderContext) -> None:
         assert events == ["another up/down of this stack is running"]
     waiter.join(timeout=5)
     assert not waiter.is_alive()
+
+
+def test_start_gives_up_on_refused_credentials_and_on_timeout(ctx: RenderContext) -> None:
+    component = Component(
+        name="es", command=["/bin/true"], health=HealthCheck("https", "https://127.0.0.1:1/", timeout_s=100)
+    )
+    stack = NativeStack(ctx, [component])
+    now = time.monotonic()
+    patient = _Startup(since=now)
+    stack._fail_if_hopeless(component, patient, "HTTP 401", _no_event)  # the first 401 is tolerated
+    patient.refused_since = now - CREDENTIALS_GRACE_S - 1
+    with pytest.raises(StackError, match="refuses the stack's credentials"):
+        stack._fail_if_hopeless(component, patient, "HTTP 401", _no_event)
+    with pytest.raises(StackError, match=r"not healthy within 100 s \(last probe: HTTP 503\)"):
+        stack._fail_if_hopeless(component, _Startup(since=now - 101), "HTTP 503", _no_event)
