@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import pwd
 import signal
@@ -253,8 +254,21 @@ class NativeStack:
                 if stat.st_uid != entry.pw_uid or stat.st_gid != entry.pw_gid:
                     os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
-    def prepare(self) -> None:
-        """Directories, PKI, every component's config and supervisord.conf (idempotent)."""
+    def config_fingerprint(self, name: str) -> str:
+        """Digest of the files under ``<config>/<name>``: tells whether a render changed them."""
+        digest = hashlib.sha256()
+        directory = self.ctx.config_dir / name
+        if directory.is_dir():
+            for path in sorted(directory.rglob("*")):
+                if path.is_file():
+                    digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
+    def prepare(self) -> set[str]:
+        """Directories, PKI, every component's config and supervisord.conf (idempotent).
+
+        Returns the components whose rendered config files changed (`up` restarts them if running).
+        """
         self.check_installed()
         ctx = self.ctx
         for directory in (
@@ -274,16 +288,21 @@ class NativeStack:
         sv.supervisor_dir(ctx).chmod(0o700)
         pki.ensure_pki(ctx.pki_dir)
         configs.render_client_http_configs(ctx)
+        changed: set[str] = set()
         for component in self.components:
             if component.render is not None:
+                before = self.config_fingerprint(component.name)
                 try:
                     component.render(ctx)
                 except Exception as exc:
                     raise StackError(f"rendering the config of {component.name} failed: {exc}") from exc
+                if self.config_fingerprint(component.name) != before:
+                    changed.add(component.name)
         conf = sv.render_conf(ctx, self.components, setup.stack_user())
         sv.conf_path(ctx).write_text(conf)
         sv.conf_path(ctx).chmod(0o600)
         self._chown_state()
+        return changed
 
     # --- supervisord --------------------------------------------------------------------------
 
@@ -342,14 +361,24 @@ class NativeStack:
         Idempotent: healthy components are left alone. On a failure or Ctrl-C the stack is stopped.
         """
         with self.exclusive(on_event):
-            self.prepare()  # a failure here has started nothing: a running stack is left alone
+            changed = self.prepare()  # a failure here has started nothing: a running stack is left alone
             try:
                 self.ensure_supervisord(on_event)
+                self._restart_changed(changed, names, on_event)
                 self._start_in_order(on_event, self.closure(names) if names else None)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.down()
                 raise
+
+    def _restart_changed(self, changed: set[str], names: list[str] | None, on_event: EventCallback) -> None:
+        """A running component whose config files this render changed is stopped, so `up` starts it anew."""
+        wanted = self.closure(names) if names else set(self.by_name)
+        info = self.client.process_info()
+        for name in sorted(changed & wanted):
+            if info.get(name, {}).get("statename") == "RUNNING":
+                on_event(name, "starting", "config changed: restarting")
+                self.client.stop(name)
 
     def closure(self, names: list[str]) -> set[str]:
         wanted: set[str] = set()

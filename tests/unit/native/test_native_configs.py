@@ -190,3 +190,19 @@ def test_start_gives_up_on_refused_credentials_and_on_timeout(ctx: RenderContext
         stack._fail_if_hopeless(component, patient, "HTTP 401", _no_event)
     with pytest.raises(StackError, match=r"not healthy within 100 s \(last probe: HTTP 503\)"):
         stack._fail_if_hopeless(component, _Startup(since=now - 101), "HTTP 503", _no_event)
+
+
+def test_a_render_that_changes_files_marks_its_component_for_restart(ctx: RenderContext) -> None:
+    calls = {"n": 0}
+
+    def render(c: RenderContext) -> None:
+        calls["n"] += 1
+        configs.write_file(c.config_dir / "thing" / "thing.conf", "same\n")
+
+    stack = NativeStack(ctx, [Component(name="thing", command=["/bin/true"], render=render)])
+    stack.check_installed = lambda: None  # type: ignore[method-assign]  # no Elasticsearch needed here
+    assert stack.prepare() == {"thing"}  # first render: the file appears
+    assert stack.prepare() == set()  # same content: nothing to restart
+    (ctx.config_dir / "thing" / "thing.conf").write_text("edited by hand\n")
+    assert stack.prepare() == {"thing"}  # the render put it back: restart to apply
+    assert calls["n"] == 3
