@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import elasticsearch, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
@@ -24,6 +24,7 @@ from testbed.settings import STACK_DIR
 DASHBOARDS_DIR = STACK_DIR / "grafana" / "dashboards"
 # Datasource uids fixed by stack/grafana/provisioning/datasources/datasources.yml.
 PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
+ELASTICSEARCH = DataSourceRef(type_val="elasticsearch", uid="elasticsearch")
 LOG_INDICES = 'index=~"logs-testbed-.*"'
 
 
@@ -287,6 +288,34 @@ def log_pipeline(policy: Policy) -> dash.Dashboard:
             )
         )
         .with_panel(single_stat("Elasticsearch reachable", "none", "elasticsearch_cluster_health_up"))
+        .with_panel(log_events_by_level())
+    )
+
+
+def log_events_by_level() -> timeseries.Panel:
+    """The documents themselves, from the Elasticsearch datasource: log events per level over time."""
+    events = (
+        elasticsearch.Dataquery()
+        .ref_id("A")
+        .datasource(ELASTICSEARCH)
+        .query("*")
+        .time_field("@timestamp")
+        .metrics([elasticsearch.Count().id("1")])
+        .bucket_aggs(
+            [
+                elasticsearch.Terms().id("2").field("log.level"),
+                elasticsearch.DateHistogram().id("3").field("@timestamp"),
+            ]
+        )
+    )
+    return (
+        timeseries.Panel()
+        .title("Log events by level (Elasticsearch)")
+        .datasource(ELASTICSEARCH)
+        .unit("short")
+        .height(8)
+        .span(12)
+        .with_target(events)
     )
 
 

@@ -124,3 +124,33 @@ def test_every_dashboard_query_returns_series_after_load(
 def test_archive_metrics_takes_a_snapshot(native_stack: RenderContext, tmp_path) -> None:
     tarball = archive(native_stack, tmp_path / "metrics.tar.gz")
     assert tarball.stat().st_size > 0
+
+
+def test_elasticsearch_panel_aggregation_returns_buckets(native_stack: RenderContext) -> None:
+    """The log-pipeline dashboard's Elasticsearch panel, as the logs_reader user Grafana uses."""
+    from elasticsearch import Elasticsearch
+
+    document = json.loads((DASHBOARDS_DIR / "testbed-log-pipeline.json").read_text())
+    (target,) = [t for p in document["panels"] for t in p.get("targets") or [] if "bucketAggs" in t]
+    terms, histogram = target["bucketAggs"]
+    client = Elasticsearch(
+        f"https://{native_stack.address('elasticsearch')}",
+        ca_certs=str(native_stack.ca_cert),
+        basic_auth=("logs_reader", native_stack.secrets.logs_reader_password),
+    )
+    answer = client.search(
+        index="logs-testbed-*",
+        size=0,
+        query={"range": {target["timeField"]: {"gte": "now-30m"}}},
+        aggs={
+            "levels": {
+                "terms": {"field": terms["field"]},
+                "aggs": {
+                    "over_time": {"date_histogram": {"field": histogram["field"], "fixed_interval": "1m"}}
+                },
+            }
+        },
+    )
+    levels = {bucket["key"] for bucket in answer["aggregations"]["levels"]["buckets"]}
+    assert levels, "no log events in the last 30 minutes"
+    assert "info" in levels, levels
