@@ -261,6 +261,8 @@ def run(
         report.backlog_outage_s = backlog_outage_s
         report.backlog_events, report.backlog_drain_s = backlog_drain(ctx, es, path, backlog_outage_s, 500.0)
     report.load_after = os.getloadavg()[0]
+    # Every event is searchable by now: the synthetic file would otherwise grow with each run.
+    path.unlink(missing_ok=True)
     return report
 
 
