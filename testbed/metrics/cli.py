@@ -37,19 +37,17 @@ def reload_command() -> None:
     """Re-render the native Prometheus/Alertmanager/blackbox configs and reload the running ones."""
     import httpx
 
-    from testbed.metrics.client import alertmanager_client, prometheus_client
+    from testbed.metrics.client import reload_running
     from testbed.metrics.render import render_native
 
     ctx = RenderContext.native()
     render_native(ctx)
-    for name, make_client in (("prometheus", prometheus_client), ("alertmanager", alertmanager_client)):
-        try:
-            with make_client(ctx) as client:
-                client.post("/-/reload").raise_for_status()
-        except httpx.HTTPError as exc:
-            typer.echo(f"error: {name} did not reload ({exc}): is the stack up (`testbed status`)?", err=True)
-            raise typer.Exit(1) from exc
-        typer.echo(f"{name} reloaded")
+    try:
+        reload_running(ctx)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: reload failed ({exc}): is the stack up (`testbed status`)?", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("prometheus, alertmanager and blackbox_exporter reloaded")
 
 
 @metrics_app.command("figures")

@@ -52,3 +52,15 @@ def prometheus_api(ctx: RenderContext, timeout_s: int = 30) -> PrometheusConnect
         session=session,
         timeout=timeout_s,
     )
+
+
+def reload_running(ctx: RenderContext) -> None:
+    """Ask the running Prometheus, Alertmanager and blackbox_exporter to re-read their rendered config."""
+    for name, make_client in (("prometheus", prometheus_client), ("alertmanager", alertmanager_client)):
+        with make_client(ctx) as client:
+            response = client.post("/-/reload")
+        if response.status_code != 200:
+            raise httpx.HTTPStatusError(
+                f"{name} refused to reload: {response.text}", request=response.request, response=response
+            )
+    httpx.post(f"http://{ctx.address('blackbox_exporter')}/-/reload", timeout=30).raise_for_status()

@@ -9,9 +9,17 @@ import pytest
 from prometheus_api_client import PrometheusConnect
 
 from testbed.context import RenderContext
-from testbed.metrics.client import alertmanager_client, prometheus_api
+from testbed.metrics.client import alertmanager_client, prometheus_api, reload_running
 from testbed.metrics.probes import AlertSink
+from testbed.metrics.render import render_native
 from testbed.native.control import NativeStack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def current_metrics_config(native_stack: RenderContext) -> None:
+    """A stack started before the last change of the rules or policy runs with the current ones."""
+    render_native(native_stack)
+    reload_running(native_stack)
 
 
 @pytest.fixture(scope="session")

@@ -64,10 +64,16 @@ def wait_for_series(prom: PrometheusConnect, expr: str, timeout_s: float = 60) -
 
 
 def test_every_target_is_up(native_stack: RenderContext, prom: PrometheusConnect) -> None:
-    result = wait_for_series(prom, "up")
-    jobs = {series["metric"]["job"] for series in result}
+    # Right after a config reload Prometheus needs a scrape round or two per target.
+    deadline = time.monotonic() + 60
+    while True:
+        result = prom.custom_query("up")
+        jobs = {series["metric"]["job"] for series in result}
+        down = [s["metric"] for s in result if s["value"][1] != "1"]
+        if (jobs >= EXPECTED_JOBS and not down) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert jobs >= EXPECTED_JOBS, f"jobs not scraped: {EXPECTED_JOBS - jobs}"
-    down = [s["metric"] for s in result if s["value"][1] != "1"]
     assert not down, f"targets down: {down}"
     gateways = [s for s in result if s["metric"]["job"] == "gateway"]
     assert len(gateways) == len(native_stack.ports["gateway"])
