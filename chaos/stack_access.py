@@ -8,7 +8,9 @@ and the native or compose backend (configuration key ``testbed_backend``, env ``
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import httpx
@@ -45,8 +47,12 @@ class StackAccess:
             return cls(host_context())
         return cls(RenderContext.native())
 
+    @cached_property
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ctx.ca_cert))
+
     def _tls_client(self, user: str, password: str, timeout_s: float) -> httpx.Client:
-        return httpx.Client(auth=(user, password), verify=str(self.ctx.ca_cert), timeout=timeout_s)
+        return httpx.Client(auth=(user, password), verify=self._tls, timeout=timeout_s)
 
     def prometheus(self, timeout_s: float = 10.0) -> tuple[httpx.Client, str]:
         client = self._tls_client("testbed", self.ctx.secrets.prometheus_password, timeout_s)
