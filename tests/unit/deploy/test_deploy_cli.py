@@ -104,6 +104,7 @@ def test_chaos_reaches_the_compose_stack_through_its_host_context(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chaos.stack_access import StackAccess
+    from testbed import settings
     from testbed.deploy import compose
     from testbed.deploy.envfile import read_env, write_env
 
@@ -113,4 +114,5 @@ def test_chaos_reaches_the_compose_stack_through_its_host_context(
     monkeypatch.setenv("TESTBED_BACKEND", "compose")
     access = StackAccess.current()
     assert access.ctx.secrets.prometheus_password == read_env(env_file)["PROMETHEUS_PASSWORD"]
-    assert access.service_url("gateway", 1) == "http://127.0.0.1:18180"
+    # Published on the ports the stack declares (TESTBED_PORT_OFFSET applies as natively).
+    assert access.service_url("gateway", 1) == f"http://127.0.0.1:{settings.port('gateway', 1)}"
