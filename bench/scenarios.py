@@ -56,6 +56,8 @@ def scenario_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
             if s["passed"]
             else "FAILED: " + ", ".join(a["name"] for a in s["assertions"] if not a["passed"])
         )
+        if not (REPO_ROOT / "scenarios" / f"{name}.yaml").is_file():
+            verdict += " (test fixture that must fail: tests/scenario/data/)"
         lines.append(
             f"| {name} | {verdict} | {s['wall_time_s']:.0f} s | {s['requests']} | {time_to_detect(s)} |"
         )
