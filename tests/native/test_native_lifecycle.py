@@ -15,7 +15,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
+from testbed import settings
 from testbed.context import RenderContext
 from testbed.native import control
 from testbed.native import supervisor as sv
@@ -23,19 +25,38 @@ from testbed.native.control import NativeStack, StackError
 
 pytestmark = pytest.mark.native
 
-PRIVATE_OFFSET = os.environ.get("TESTBED_NATIVE_TEST_OFFSET", "7000")  # clear of the team's 1000-4000
 # Light components (no Elasticsearch) that still cover a JVM-less tree of processes: PostgreSQL
 # forks workers, RabbitMQ runs a shell wrapper, beam, epmd and helpers.
 SUBSET = ["postgres_exporter", "rabbitmq", "prometheus"]
 TESTBED = str(Path(sys.executable).parent / "testbed")
+# Candidate port offsets for the private stack, clear of the team's 1000-4000 (first free one wins).
+CANDIDATE_OFFSETS = range(7000, 29001, 500)
+
+
+def _free_offset() -> int:
+    """The first candidate offset where no port of the stack is taken (other stacks run beside us)."""
+    pinned = os.environ.get("TESTBED_NATIVE_TEST_OFFSET")
+    if pinned:
+        return int(pinned)
+    base = yaml.safe_load((settings.STACK_DIR / "ports.yaml").read_text())
+    declared = [p for value in base.values() for p in (value if isinstance(value, list) else [value])]
+    taken = {c.laddr.port for c in psutil.net_connections(kind="inet") if c.laddr}
+    for offset in CANDIDATE_OFFSETS:
+        if not any(port + offset in taken for port in declared):
+            return offset
+    raise RuntimeError("no free port offset for the private test stack")
 
 
 @pytest.fixture
 def private_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    # Kept between runs (PKI, keystore and initdb are done once), beside the team's stacks.
-    state = Path("/var/tmp/testbed-native-test")
+    offset = _free_offset()
+    # Kept between runs (PKI, keystore and initdb are done once), one per offset.
+    state = Path(f"/var/tmp/testbed-native-test-{offset}")
     monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
-    monkeypatch.setenv("TESTBED_PORT_OFFSET", PRIVATE_OFFSET)
+    monkeypatch.setenv("TESTBED_PORT_OFFSET", str(offset))
+    for name in list(os.environ):  # the caller's own per-port overrides would defeat the offset
+        if name.startswith("TESTBED_PORT_") and name != "TESTBED_PORT_OFFSET":
+            monkeypatch.delenv(name)
     yield dict(os.environ)
     stack = NativeStack()
     stack.down()
