@@ -40,7 +40,9 @@ def _free_offset() -> int:
         return int(pinned)
     base = yaml.safe_load((settings.STACK_DIR / "ports.yaml").read_text())
     declared = [p for value in base.values() for p in (value if isinstance(value, list) else [value])]
-    taken = {c.laddr.port for c in psutil.net_connections(kind="inet") if c.laddr}
+    connections = psutil.net_connections(kind="inet")
+    bound = (psutil.CONN_LISTEN, psutil.CONN_NONE)  # NONE: UDP
+    taken = {c.laddr.port for c in connections if c.laddr and c.status in bound}
     for offset in CANDIDATE_OFFSETS:
         if not any(port + offset in taken for port in declared):
             return offset
