@@ -256,12 +256,16 @@ def smoke_check(stack: NativeStack) -> bool:
 
 
 def demo_command() -> None:
-    """Bring the stack up, show its status and smoke-check each component."""
+    """Bring the stack up, smoke-check each component, run the smoke and service-killed scenarios."""
     stack = _stack()
     run_up(stack)
     if not smoke_check(stack):
         raise fail("the smoke check failed: see `testbed logs <component>`")
     console.print("[green]smoke check passed[/]: every component healthy and serving")
+    # The main job: a smoke scenario and one chaos scenario, with their reports (testbed/scenario).
+    from testbed.scenario.cli import run_demo_scenarios
+
+    raise typer.Exit(run_demo_scenarios())
 
 
 def bench_stack_command(
