@@ -213,9 +213,8 @@ def schedule(config_dir: Path, log_dir: Path, every_s: float) -> None:
     """Run Curator now and then every ``every_s`` seconds (the native component's process)."""
     while True:
         result = run_curator(config_dir, log_dir)
-        print(
-            f"curator pass: exit {result.returncode}\n{(result.stdout + result.stderr)[-2000:]}", flush=True
-        )
+        outcome = "ok" if result.ok else "FAILED"
+        print(f"curator pass: {outcome}\n{result.text[-2000:]}", flush=True)
         time.sleep(every_s)
 
 
