@@ -91,7 +91,11 @@ def _probe_poller(es: Elasticsearch, run_id: str, seen: dict[int, float], stop: 
         }
         try:
             response = es.search(
-                index=index, query=bounded, size=5000, source=["event.sequence"], ignore_unavailable=True
+                index=index,
+                query=bounded,
+                size=5000,
+                source_includes=["event.sequence"],
+                ignore_unavailable=True,
             )
         except (ApiError, TransportError):
             time.sleep(0.5)  # a probe seen later only counts as slower: it never hides a loss

@@ -100,9 +100,9 @@ class RsyslogCollector(Collector):
         ]
         keys = list(QUEUE_GAUGES) + list(QUEUE_COUNTERS)
         for queue, stats in self._objects("core.queue"):
-            for key, family in zip(keys, queue_families, strict=True):
+            for key, queue_family in zip(keys, queue_families, strict=True):
                 if key in stats:
-                    family.add_metric([queue], float(str(stats[key])))
+                    queue_family.add_metric([queue], float(str(stats[key])))
         yield from queue_families
         for key, help_text in ES_COUNTERS.items():
             family = CounterMetricFamily(_metric_name(key), help_text)
