@@ -69,9 +69,8 @@ def components(ctx: RenderContext) -> list[Component]:
                 Component(
                     name=component_name(service, instance),
                     command=[sys.executable, "-m", f"services.{service}"],
-                    # NativeStack.ports_of() resolves a port name to instance 0 only: naming it on a
-                    # further instance would make its free-port check fail on instance 0's port.
-                    port_names=(service,) if instance == 0 else (),
+                    port_names=(service,),
+                    port_instance=instance,
                     # Ready, not just alive: its own database and broker are reachable.
                     health=HealthCheck("http", f"http://{address}/readyz", timeout_s=60),
                     depends_on=depends_on,
