@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   set up, bring the native stack up, run the main job"
 	@echo "make test   set up, run the whole suite (unit, static checks, native integration)"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff and mypy"
 	@echo "make down   stop the native stack"
 
 $(UV_BOOTSTRAP)/bin/uv:
@@ -30,11 +30,12 @@ demo: setup
 
 test: setup
 	$(RUN) ruff check .
+	$(RUN) mypy
 	$(RUN) pytest $(PYTEST_ARGS)
 
 lint:
 	$(RUN) ruff check .
-	$(RUN) ruff format --check .
+	$(RUN) mypy
 
 down:
 	$(RUN) testbed down

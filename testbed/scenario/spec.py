@@ -19,6 +19,13 @@ from testbed.settings import REPO_ROOT
 FLOWS = ("browse", "order", "status")
 
 
+Flow = Literal["browse", "order", "status"]
+
+
+def _default_flows() -> dict[Flow, int]:
+    return {"browse": 6, "order": 2, "status": 2}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,9 +44,7 @@ class LoadProfile(_Strict):
     spawn_rate: Annotated[float, Field(gt=0)] = 10.0
     # Total target throughput (requests/s over all users); unset = think times of a human shopper.
     rate: Annotated[float, Field(gt=0, le=5000)] | None = None
-    flows: dict[Literal["browse", "order", "status"], Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: {"browse": 6, "order": 2, "status": 2}
-    )
+    flows: dict[Flow, Annotated[int, Field(ge=0)]] = Field(default_factory=_default_flows)
     processes: Annotated[int, Field(ge=1, le=8)] = 1
     spike_users: Annotated[int, Field(gt=0, le=1000)] | None = None
     spike_at_s: Annotated[int, Field(ge=0)] | None = None
@@ -92,14 +97,14 @@ class Window(StrEnum):
 class AvailabilitySLO(_Strict):
     min_success_ratio: Annotated[float, Field(gt=0, le=1)]
     window: Window = Window.ALL
-    flow: Literal["browse", "order", "status"] | None = None  # None: every request
+    flow: Flow | None = None  # None: every request
 
 
 class LatencySLO(_Strict):
     percentile: Annotated[float, Field(gt=0, le=100)]
     max_ms: Annotated[float, Field(gt=0)]
     window: Window = Window.ALL
-    flow: Literal["browse", "order", "status"] | None = None
+    flow: Flow | None = None
 
 
 class LogAssertion(_Strict):
@@ -153,9 +158,9 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _fault_fits_and_is_needed(self) -> Scenario:
-        needs_fault = [slo.window for slo in (*self.assertions.availability, *self.assertions.latency)] + (
-            [Window.DURING_FAULT] if self.assertions.alerts_expected else []
-        )
+        windows = [slo.window for slo in self.assertions.availability]
+        windows += [slo.window for slo in self.assertions.latency]
+        needs_fault = windows + ([Window.DURING_FAULT] if self.assertions.alerts_expected else [])
         if self.chaos is None:
             if Window.DURING_FAULT in needs_fault or Window.OUTSIDE_FAULT in needs_fault:
                 raise ValueError(
