@@ -24,9 +24,8 @@ def test_every_declared_port_is_distinct() -> None:
 
 
 def test_stacks_offset_by_whole_thousands_never_share_a_port() -> None:
-    clashes = [
-        (a, pa, b, pb) for a, pa in _all_ports() for b, pb in _all_ports() if pb > pa and (pb - pa) % 1000 == 0
-    ]
+    ports = _all_ports()
+    clashes = [(a, pa, b, pb) for a, pa in ports for b, pb in ports if pb > pa and (pb - pa) % 1000 == 0]
     assert clashes == [], "a stack at TESTBED_PORT_OFFSET=N*1000 would take another stack's port"
 
 
