@@ -96,9 +96,13 @@ def service_app(
         Route("/metrics", metrics_endpoint),
         Route("/openapi.json", openapi_endpoint),
     ]
+    all_routes = [*shared, *admin_routes(faults, token), *routes]
+    instrumentation = Middleware(
+        InstrumentationMiddleware, service=settings.service_name, faults=faults, routes=all_routes
+    )
     app = Starlette(
-        routes=[*shared, *admin_routes(faults, token), *routes],
-        middleware=[Middleware(InstrumentationMiddleware, service=settings.service_name, faults=faults)],
+        routes=all_routes,
+        middleware=[instrumentation],
         exception_handlers={ProblemError: problem_from_exception, HTTPException: problem_from_exception},
         lifespan=lifespan_with_logs,
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import metrics, tracing
@@ -30,10 +32,15 @@ def route_template(scope: Scope) -> str:
 
 
 class InstrumentationMiddleware:
-    def __init__(self, app: ASGIApp, service: str, faults: FaultState) -> None:
+    def __init__(
+        self, app: ASGIApp, service: str, faults: FaultState, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.service = service
         self.faults = faults
+        # The app's routes: an injected failure is answered before routing, yet must be counted under
+        # its route template so the per-route SLOs see it.
+        self.routes = routes
         self.in_flight = metrics.http_requests_in_flight.labels(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,10 +90,18 @@ class InstrumentationMiddleware:
         if delay:
             await asyncio.sleep(delay)
         if self.faults.should_fail():
+            self._label_route(scope)
             response = problem_response(500, "Injected fault", "fault injection is active")
             await response(scope, receive, send)
             return True
         return False
+
+    def _label_route(self, scope: Scope) -> None:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                return
 
     def _observe(
         self, scope: Scope, context: tracing.TraceContext, status: int, elapsed_s: float, operational: bool

@@ -87,9 +87,12 @@ async def test_injected_errors_latency_and_clearing(sink: httpx.AsyncClient):
         REGISTRY.get_sample_value("fault_injection_changes_total", {"service": "alert_sink", "action": "set"})
         == (changes or 0) + 1
     )
+    injected_before = _count("/alerts", "500")
     started = asyncio.get_running_loop().time()
     failed = await sink.get("/alerts")
     assert failed.status_code == 500 and failed.json()["title"] == "Injected fault"
+    # Counted under its route template, as a served answer, so per-route SLOs see injected errors.
+    assert _count("/alerts", "500") == injected_before + 1
     assert asyncio.get_running_loop().time() - started >= 0.05
     assert (await sink.get("/healthz")).status_code == 200  # probes are never faulted
     assert (await sink.delete("/admin/faults", headers=auth)).json() == {"active": False}
