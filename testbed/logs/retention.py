@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from curator.classdef import ActionsFile
-from curator.cli import ilm_action_skip, process_action
-from curator.exceptions import NoIndices, NoSnapshots
 from elasticsearch9 import Elasticsearch
 
 from testbed.context import RenderContext
@@ -164,6 +161,12 @@ def _curator_client(config_dir: Path) -> Elasticsearch:
 def run_curator(config_dir: Path, log_dir: Path, dry_run: bool = False) -> CuratorPass:
     """One pass over the rendered action file with Curator's own action classes, in order, stopping at the
     first failure (as the ``curator`` command does); the outcome is recorded in ``last-run.json``."""
+    # Curator is imported here, not at module level: the stack definition imports this module, and
+    # every `testbed` command would pay for Curator's import.
+    from curator.classdef import ActionsFile
+    from curator.cli import ilm_action_skip, process_action
+    from curator.exceptions import NoIndices, NoSnapshots
+
     result = CuratorPass(ok=True)
     handler = _ListHandler(result.log)
     curator_logger = logging.getLogger("curator")

@@ -25,10 +25,18 @@ from chaos.stack_access import StackAccess
 from testbed.scenario import collect
 from testbed.scenario.errors import ExitCode, ScenarioInputError
 from testbed.scenario.record import RunRecord
-from testbed.scenario.report import write_artifacts
 from testbed.scenario.spec import Scenario, check_alert_names, known_alert_names, load_scenario
 from testbed.scenario.verify import AssertionResult, all_passed, expected_alert_seen, verify
 from testbed.settings import REPO_ROOT
+
+
+def _write_artifacts(
+    run_dir: Path, scenario: Scenario, record: RunRecord, results: list[AssertionResult], wall_s: float
+) -> Path:
+    # matplotlib is imported only when a report is written: every `testbed` command would pay for it.
+    from testbed.scenario.report import write_artifacts
+
+    return write_artifacts(run_dir, scenario, record, results, wall_s)
 
 BIN_DIR = Path(sys.executable).parent
 LOCUSTFILE = REPO_ROOT / "load" / "locustfile.py"
@@ -263,7 +271,7 @@ def run_scenario(
         record.notes.append(f"locust exited {locust.returncode}: see locust.log")
     results = verify(scenario, record)
     wall_s = time.monotonic() - started_wall
-    report = write_artifacts(run_dir, scenario, record, results, wall_s)
+    report = _write_artifacts(run_dir, scenario, record, results, wall_s)
     return RunOutcome(scenario, run_dir, report, results, wall_s)
 
 
@@ -321,7 +329,7 @@ def reverify(run_dir: Path, scenario_path: Path) -> RunOutcome:
     record = RunRecord.load(run_dir / "record.json")
     results = verify(scenario, record)
     wall_s = json.loads((run_dir / "summary.json").read_text()).get("wall_time_s", 0.0)
-    report = write_artifacts(run_dir, scenario, record, results, wall_s)
+    report = _write_artifacts(run_dir, scenario, record, results, wall_s)
     return RunOutcome(scenario, run_dir, report, results, wall_s)
 
 
