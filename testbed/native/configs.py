@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import bcrypt
 import yaml
 
 from testbed.context import RenderContext
@@ -142,101 +141,7 @@ def render_elasticsearch(ctx: RenderContext) -> None:
         )
 
 
-# --- Prometheus and Alertmanager (minimal defaults; the metrics area renders the real ones) -----
-
-
-def _bcrypt_hash_for(path: Path, password: str) -> str:
-    """Reuse the hash already in ``path`` when it still matches: rendering stays idempotent."""
-    if path.exists():
-        try:
-            existing = yaml.safe_load(path.read_text())["basic_auth_users"][STACK_USER_NAME]
-            if bcrypt.checkpw(password.encode(), existing.encode()):
-                return existing
-        except (KeyError, TypeError, ValueError, yaml.YAMLError):
-            pass
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-
-
-def web_config_text(ctx: RenderContext, name: str, password_hash: str) -> str:
-    """exporter-toolkit web config: TLS with the stack's server cert and bcrypt basic auth."""
-    config = {
-        "tls_server_config": {
-            "cert_file": str(ctx.pki_dir / f"{name}.crt"),
-            "key_file": str(ctx.pki_dir / f"{name}.key"),
-        },
-        "basic_auth_users": {STACK_USER_NAME: password_hash},
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def render_web_config(ctx: RenderContext, name: str, password: str) -> Path:
-    path = ctx.config_dir / name / "web.yml"
-    write_file(path, web_config_text(ctx, name, _bcrypt_hash_for(path, password)), private=True)
-    return path
-
-
-def minimal_prometheus_yml(ctx: RenderContext) -> str:
-    conf = ctx.config_dir / "prometheus"
-    tls = {"ca_file": str(ctx.ca_cert)}
-    config = {
-        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
-        "alerting": {
-            "alertmanagers": [
-                {
-                    "scheme": "https",
-                    "tls_config": tls,
-                    "basic_auth": {
-                        "username": STACK_USER_NAME,
-                        "password_file": str(conf / "alertmanager.pass"),
-                    },
-                    "static_configs": [{"targets": [ctx.address("alertmanager")]}],
-                }
-            ]
-        },
-        "scrape_configs": [
-            {
-                "job_name": "prometheus",
-                "scheme": "https",
-                "tls_config": tls,
-                "basic_auth": {"username": STACK_USER_NAME, "password_file": str(conf / "prometheus.pass")},
-                "static_configs": [{"targets": [ctx.address("prometheus")]}],
-            }
-        ],
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def render_prometheus(ctx: RenderContext) -> None:
-    """Minimal default: the metrics area replaces this renderer in stack.py."""
-    conf, _data, _logs = component_dirs(ctx, "prometheus")
-    render_web_config(ctx, "prometheus", ctx.secrets.prometheus_password)
-    write_file(conf / "prometheus.pass", ctx.secrets.prometheus_password, private=True)
-    write_file(conf / "alertmanager.pass", ctx.secrets.alertmanager_password, private=True)
-    write_file(conf / "prometheus.yml", minimal_prometheus_yml(ctx))
-
-
-def minimal_alertmanager_yml(_ctx: RenderContext) -> str:
-    config = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def render_alertmanager(ctx: RenderContext) -> None:
-    """Minimal default: the metrics area replaces this renderer in stack.py."""
-    conf, _data, _logs = component_dirs(ctx, "alertmanager")
-    render_web_config(ctx, "alertmanager", ctx.secrets.alertmanager_password)
-    write_file(conf / "alertmanager.yml", minimal_alertmanager_yml(ctx))
-
-
-def minimal_blackbox_yml(_ctx: RenderContext) -> str:
-    config = {
-        "modules": {"http_2xx": {"prober": "http", "timeout": "5s", "http": {"preferred_ip_protocol": "ip4"}}}
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def render_blackbox(ctx: RenderContext) -> None:
-    conf, _data, _logs = component_dirs(ctx, "blackbox_exporter")
-    write_file(conf / "blackbox.yml", minimal_blackbox_yml(ctx))
+# --- Clients of Prometheus and Alertmanager (their servers' configs: testbed/metrics/render.py) ---
 
 
 def client_http_config_text(ctx: RenderContext, password: str) -> str:
@@ -364,25 +269,7 @@ def render_rabbitmq(ctx: RenderContext) -> None:
     cookie.chmod(0o400)
 
 
-# --- rsyslog (minimal default; the logs area renders the real pipeline) --------------------------
-
-
-def minimal_rsyslog_conf(ctx: RenderContext) -> str:
-    work = ctx.data_dir / "rsyslog"
-    messages = ctx.log_dir / "rsyslog" / "messages.log"
-    return (
-        "# Rendered by testbed (testbed/native/configs.py): minimal private instance.\n"
-        f'global(workDirectory="{work}")\n'
-        'module(load="impstats" interval="30" format="json" log.syslog="on")\n'
-        # rsyslog refuses to run without an action: its own stats go to a file.
-        f'*.* action(type="omfile" file="{messages}")\n'
-    )
-
-
-def render_rsyslog(ctx: RenderContext) -> None:
-    conf, _data, _logs = component_dirs(ctx, "rsyslog")
-    run_dir(ctx).mkdir(parents=True, exist_ok=True)
-    write_file(conf / "rsyslog.conf", minimal_rsyslog_conf(ctx))
+# --- rsyslog (its pipeline: testbed/logs/rsyslog.py) ---------------------------------------------
 
 
 def rsyslog_pidfile(ctx: RenderContext) -> Path:

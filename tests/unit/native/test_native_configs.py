@@ -14,6 +14,8 @@ from cryptography import x509
 
 from testbed import settings
 from testbed.context import RenderContext
+from testbed.metrics.render import render_secret_files
+from testbed.metrics.scrape import prometheus_dir
 from testbed.native import configs, pki
 from testbed.native import stack as stack_definition
 from testbed.native import supervisor as sv
@@ -96,15 +98,16 @@ def test_port_offset_moves_every_rendered_port(tmp_path: Path, monkeypatch: pyte
 
 def test_web_config_has_tls_and_a_bcrypt_hash_kept_across_renders(ctx: RenderContext) -> None:
     pki.ensure_pki(ctx.pki_dir)
-    path = configs.render_web_config(ctx, "prometheus", "s3cret")
+    path = prometheus_dir(ctx) / "web.yml"
+    render_secret_files(ctx, ctx.secrets.model_copy(update={"prometheus_password": "s3cret"}))
     config = yaml.safe_load(path.read_text())
     assert config["tls_server_config"]["cert_file"] == str(ctx.pki_dir / "prometheus.crt")
     hashed = config["basic_auth_users"]["testbed"]
     assert bcrypt.checkpw(b"s3cret", hashed.encode())
-    assert path.stat().st_mode & 0o777 == 0o600
-    configs.render_web_config(ctx, "prometheus", "s3cret")
+    assert path.stat().st_mode & 0o007 == 0  # not readable by other users
+    render_secret_files(ctx, ctx.secrets.model_copy(update={"prometheus_password": "s3cret"}))
     assert yaml.safe_load(path.read_text())["basic_auth_users"]["testbed"] == hashed
-    configs.render_web_config(ctx, "prometheus", "changed")
+    render_secret_files(ctx, ctx.secrets.model_copy(update={"prometheus_password": "changed"}))
     rehashed = yaml.safe_load(path.read_text())["basic_auth_users"]["testbed"]
     assert bcrypt.checkpw(b"changed", rehashed.encode())
 
