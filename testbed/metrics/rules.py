@@ -172,15 +172,15 @@ def _burn_condition(slo: Slo, rate: str, long: str, short: str) -> str:
 
 
 def slo_rules(policy: Policy, spec: SloSpec) -> list[dict[str, Any]]:
-    """SLI recording rules (per SLO and window), then the fast and slow burn-rate alerts."""
-    groups: list[dict[str, Any]] = []
+    """SLI recording rules (per SLO and window), then the fast and slow burn-rate alerts, in ONE group:
+    rules of a group are evaluated in order, so each alert sees this round's ratios (across groups the
+    order is not defined, and an alert's value would depend on which group ran first)."""
     recordings = [
         record(sli_record_name(window), sli_error_ratio_expr(slo, window), slo_labels(slo))
         for slo in spec.slos
         for window in all_windows(policy)
     ]
     recordings += [record("slo:objective:ratio", str(slo.objective), slo_labels(slo)) for slo in spec.slos]
-    groups.append({"name": "slo-sli", "rules": recordings})
 
     alerts = []
     for slo in spec.slos:
@@ -216,8 +216,7 @@ def slo_rules(policy: Policy, spec: SloSpec) -> list[dict[str, Any]]:
                     ),
                 )
             )
-    groups.append({"name": "slo-burn-rate", "rules": alerts})
-    return groups
+    return [{"name": "slo", "rules": [*recordings, *alerts]}]
 
 
 # --- Symptoms --------------------------------------------------------------------------------------
