@@ -38,6 +38,8 @@ STEP_S = 6.0
 SIDE_BY_SIDE_ROUNDS = 3
 ROUND_S = 5.0
 SIDE_BY_SIDE_CONCURRENCY = 8
+# The side-by-side servers read their DSN (with its password) from here, never from argv.
+BENCH_DSN_VARIABLE = "BENCH_DATABASE_URL"
 
 
 @dataclass
@@ -157,7 +159,9 @@ def serve(kind: str, port: int, log_dir: str, dsn: str) -> None:
 def _start(kind: str, log_dir: str, dsn: str) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.services", "serve", kind, str(port), log_dir, dsn],
+        # The DSN carries a password: environment, not argv (argv is world-readable in /proc).
+        [sys.executable, "-m", "bench.services", "serve", kind, str(port), log_dir],
+        env={**os.environ, BENCH_DSN_VARIABLE: dsn},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=Path(__file__).resolve().parent.parent,
@@ -347,7 +351,7 @@ def report(
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["serve"]:
-        serve(argv[1], int(argv[2]), argv[3], argv[4])
+        serve(argv[1], int(argv[2]), argv[3], os.environ[BENCH_DSN_VARIABLE])
         return 0
     from testbed.context import RenderContext
 

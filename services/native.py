@@ -56,6 +56,7 @@ def environment(ctx: RenderContext, service: str, instance: int) -> dict[str, st
         env["SHOP_ORDERS_URL"] = f"http://{ctx.address('orders')}"
     if service == "alert_sink":
         env["SHOP_HISTORY_FILE"] = history_file(ctx)
+        env["SHOP_WEBHOOK_PASSWORD"] = ctx.secrets.alert_sink_password
     return env
 
 

@@ -63,7 +63,19 @@ class RenderContext:
         return self.state_dir / "snapshots"
 
     def host(self, name: str) -> str:
-        return self.hosts.get(name, "127.0.0.1")
+        """Natively everything is on 127.0.0.1; in compose an unknown name is an error, not loopback."""
+        if name in self.hosts:
+            return self.hosts[name]
+        if self.mode == "native":
+            return "127.0.0.1"
+        raise LookupError(
+            f"no compose service runs {name!r}: add it to the compose hosts (testbed/deploy/runtime.py)"
+            " and stack/compose.yaml, or do not address it in compose mode"
+        )
+
+    def runs(self, name: str) -> bool:
+        """Whether this stack runs the component behind port ``name`` (compose runs only what it maps)."""
+        return self.mode == "native" or name in self.hosts
 
     def port(self, name: str, instance: int = 0) -> int:
         return self.ports[name][instance]

@@ -27,9 +27,13 @@ class Secrets(BaseModel):
     logs_reader_password: str = Field(default_factory=_password)
     logs_admin_password: str = Field(default_factory=_password)
     kibana_system_password: str = Field(default_factory=_password)
+    # elasticsearch_exporter's user: the cluster/indices `monitor` privileges, nothing else
+    metrics_exporter_password: str = Field(default_factory=_password)
     # Basic auth of Prometheus and Alertmanager (user "testbed")
     prometheus_password: str = Field(default_factory=_password)
     alertmanager_password: str = Field(default_factory=_password)
+    # Basic auth Alertmanager sends to the alert sink's webhook (user "alertmanager")
+    alert_sink_password: str = Field(default_factory=_password)
     # PostgreSQL superuser "testbed" and RabbitMQ user "testbed"
     postgres_password: str = Field(default_factory=_password)
     rabbitmq_password: str = Field(default_factory=_password)

@@ -1,5 +1,8 @@
 """Alert sink: ``POST /webhook`` takes Alertmanager's webhook (payload version 4), ``GET /alerts`` answers.
 
+The webhook requires HTTP basic auth (user ``alertmanager``, password ``SHOP_WEBHOOK_PASSWORD``), which
+Alertmanager sends through its receivers' ``http_config``: nobody else can forge alert history.
+
 Each alert of a notification becomes one history entry (firing or resolved, with its timestamps), kept
 in memory and appended to a JSONL file read back at start, so a restart keeps the history. Each entry is
 also logged as ECS JSON, so alerts reach Elasticsearch with the other logs.
@@ -8,12 +11,15 @@ also logged as ECS JSON, so alerts reach Elasticsearch with the other logs.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hmac
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +28,7 @@ from starlette.routing import Route
 from services.common import metrics
 from services.common.app import ReadinessCheck, service_app
 from services.common.openapi import Operation, openapi_document
-from services.common.problems import ProblemError
+from services.common.problems import ProblemError, problem_response
 from services.common.request_body import read_model
 from services.common.settings import ServiceSettings
 
@@ -34,6 +40,11 @@ AlertState = Literal["firing", "resolved"]
 class AlertSinkSettings(ServiceSettings):
     history_file: Path
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)  # a group of many alerts is large
+    # Required: the sink does not start without the credential its webhook checks.
+    webhook_password: SecretStr = Field(min_length=1)
+
+
+WEBHOOK_USER = "alertmanager"
 
 
 class WebhookAlert(BaseModel):
@@ -96,7 +107,7 @@ OPERATIONS = (
         "POST",
         "/webhook",
         "Alertmanager webhook receiver (payload version 4)",
-        {200: Accepted, 400: None, 413: None, 422: None},
+        {200: Accepted, 400: None, 401: None, 413: None, 422: None},
         request=WebhookPayload,
     ),
     Operation(
@@ -175,7 +186,26 @@ def create_app(settings: AlertSinkSettings) -> Starlette:
         for state in ("firing", "resolved")
     }
 
+    expected = f"{WEBHOOK_USER}:{settings.webhook_password.get_secret_value()}".encode()
+
+    def authorized(request: Request) -> bool:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            given = base64.b64decode(credentials, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(given, expected)
+
     async def webhook(request: Request) -> Response:
+        if not authorized(request):
+            return problem_response(
+                401,
+                "Unauthorized",
+                f"basic auth as {WEBHOOK_USER} required (Alertmanager's http_config)",
+                headers={"WWW-Authenticate": 'Basic realm="alert_sink"'},
+            )
         payload = await read_model(request, WebhookPayload, settings.max_body_bytes)
         now = datetime.now(UTC)
         records = [

@@ -175,8 +175,15 @@ def host_context(env_file: Path = ENV_FILE) -> RenderContext:
     env = read_env(env_file)
     if not env:
         raise ComposeUnavailable(f"{env_file} is missing: run `testbed init` first")
+    from testbed.deploy.runtime import COMPOSE_HOSTS
+
+    # Everything the compose stack runs is reached on loopback from the host (published ports).
     return RenderContext(
-        mode="compose", state_dir=host_state_dir(), ports=settings.ports(), secrets=secrets_from_env(env)
+        mode="compose",
+        state_dir=host_state_dir(),
+        ports=settings.ports(),
+        secrets=secrets_from_env(env),
+        hosts=dict.fromkeys(COMPOSE_HOSTS, "127.0.0.1"),
     )
 
 

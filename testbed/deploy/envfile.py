@@ -85,19 +85,28 @@ def read_env(path: Path = ENV_FILE) -> dict[str, str]:
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
-def secrets_from_env(environ: dict[str, str]) -> Secrets:
-    """The stack's secrets inside a container (compose passes them as environment variables)."""
+def withheld(field: str) -> str:
+    """What a container reads for a secret compose did not give it: fails auth, names the cause."""
+    return f"withheld:{secret_variable(field)}"
+
+
+def secrets_from_env(environ: dict[str, str], partial: bool = False) -> Secrets:
+    """The stack's secrets from environment variables (``stack/.env`` on the host, compose in a container).
+
+    ``partial``: inside a container, which receives only the secrets it reads (stack/compose.yaml); the
+    others hold a ``withheld:<VARIABLE>`` marker rather than a generated value that would look real.
+    """
     missing = [secret_variable(f) for f in Secrets.model_fields if not environ.get(secret_variable(f))]
-    if missing:
+    if missing and not partial:
         raise ValueError(f"missing secret variables {', '.join(missing)}: run `testbed init` and recreate")
-    return Secrets(**{field: environ[secret_variable(field)] for field in Secrets.model_fields})
+    return Secrets(
+        **{field: environ.get(secret_variable(field)) or withheld(field) for field in Secrets.model_fields}
+    )
 
 
 def write_env(path: Path = ENV_FILE) -> Path:
     """Write (or refresh) the .env file, 0600 from the first byte."""
     env = render_env(read_env(path))
-    # The project's containers get their secrets from this same file (compose.yaml's env_file).
-    env["TESTBED_ENV_FILE"] = ".env" if path == ENV_FILE else str(path.resolve())
     lines = [
         "# Written by `testbed init`: image tags, published ports and generated secrets. Never commit.",
         *(f"{key}={value}" for key, value in env.items()),

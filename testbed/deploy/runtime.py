@@ -1,9 +1,10 @@
 """Inside the compose containers: the compose ``RenderContext`` and the services' entry point.
 
-Every container built from the project's image reads the same ``stack/.env`` (``env_file``), so the
-context is rebuilt from the environment; the services run the very command and environment the
-services area declares for the native stack (``services.native.components``), bound to all interfaces
-because other containers reach them by service name.
+Each container built from the project's image receives only the secrets it reads (its ``environment:``
+in stack/compose.yaml; the others read as ``withheld:`` markers). The context is rebuilt from that
+environment; the services run the very command and environment the services area declares for the
+native stack (``services.native.components``), bound to all interfaces because other containers reach
+them by service name.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def compose_context(environ: Mapping[str, str] | None = None) -> RenderContext:
         mode="compose",
         state_dir=state,
         ports=settings.ports(),
-        secrets=secrets_from_env(dict(environ)),
+        secrets=secrets_from_env(dict(environ), partial=True),
         hosts=dict(COMPOSE_HOSTS),
     )
 

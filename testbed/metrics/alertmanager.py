@@ -6,6 +6,7 @@ in the payload tells which route the alert took. Timers come from stack/promethe
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,6 +31,14 @@ DATABASE_DOWNSTREAM_ALERTS = (
     "SLOBurnRateSlow",
     "HealthProbeFailed",
 )
+
+
+SINK_USER = "alertmanager"  # services/alert_sink WEBHOOK_USER
+
+
+def sink_password_file(ctx: RenderContext) -> Path:
+    """The webhook password, 0600 (0640 in compose, for the pki group) beside alertmanager.yml."""
+    return ctx.config_dir / "alertmanager" / "secrets" / "alert_sink_password"
 
 
 def sink_url(ctx: RenderContext) -> str:
@@ -68,7 +77,13 @@ def inhibit_rules() -> list[dict[str, Any]]:
 def alertmanager_config(ctx: RenderContext, policy: Policy | None = None) -> dict[str, Any]:
     policy = policy or load_policy()
     timers = policy.alertmanager
-    webhook = {"url": sink_url(ctx), "send_resolved": True, "max_alerts": 0}
+    webhook = {
+        "url": sink_url(ctx),
+        "send_resolved": True,
+        "max_alerts": 0,
+        # The sink's webhook requires this credential; the password is a file, never inline.
+        "http_config": {"basic_auth": {"username": SINK_USER, "password_file": str(sink_password_file(ctx))}},
+    }
     receivers = [DEFAULT_RECEIVER, *RECEIVER_BY_SEVERITY.values()]
     return {
         "global": {"resolve_timeout": timers.resolve_timeout},

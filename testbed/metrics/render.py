@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from testbed.context import RenderContext
-from testbed.metrics.alertmanager import render_alertmanager_yml
+from testbed.metrics.alertmanager import render_alertmanager_yml, sink_password_file
 from testbed.metrics.rules import RULES_DIR, rule_files
 from testbed.metrics.scrape import alertmanager_dir, password_file, prometheus_dir, render_prometheus_yml
 from testbed.metrics.web_config import password_matches, web_config
@@ -81,6 +81,8 @@ def render_secret_files(ctx: RenderContext, secrets: Secrets) -> None:
     _write_web_config(ctx, alertmanager_dir(ctx), "alertmanager", secrets.alertmanager_password)
     for name in ("prometheus_password", "alertmanager_password"):
         _write(password_file(ctx, name), getattr(secrets, name), ctx, mode=0o600)
+    # Alertmanager's credential for the alert sink's webhook (its receivers' http_config).
+    _write(sink_password_file(ctx), secrets.alert_sink_password, ctx, mode=0o600)
 
 
 def render_prometheus(ctx: RenderContext) -> None:
@@ -97,6 +99,7 @@ def render_alertmanager(ctx: RenderContext) -> None:
     directory = alertmanager_dir(ctx)
     _write(directory / "alertmanager.yml", render_alertmanager_yml(ctx), ctx)
     _write_web_config(ctx, directory, "alertmanager", ctx.secrets.alertmanager_password)
+    _write(sink_password_file(ctx), ctx.secrets.alert_sink_password, ctx, mode=0o600)
     (ctx.data_dir / "alertmanager").mkdir(parents=True, exist_ok=True)
 
 

@@ -90,11 +90,6 @@ def scrape_configs(ctx: RenderContext) -> list[dict[str, Any]]:
             "metrics_path": "/metrics/per-object",
             "static_configs": _static([ctx.address("rabbitmq_prometheus")], tier="dependency"),
         },
-        {
-            # rsyslog's impstats as Prometheus metrics (testbed/logs/rsyslog_exporter.py).
-            "job_name": "rsyslog",
-            "static_configs": _static([ctx.address("rsyslog_stats")], tier="logs"),
-        },
         {"job_name": "blackbox_exporter", "static_configs": _static([ctx.address("blackbox_exporter")])},
         _blackbox_job(ctx),
         {
@@ -108,6 +103,11 @@ def scrape_configs(ctx: RenderContext) -> list[dict[str, Any]]:
             "static_configs": _static([ctx.address("alertmanager")], tier="monitoring"),
         },
     ]
+    if ctx.runs("rsyslog_stats"):  # native only: compose ships logs with Logstash, not rsyslog
+        # rsyslog's impstats as Prometheus metrics (testbed/logs/rsyslog_exporter.py).
+        jobs.append(
+            {"job_name": "rsyslog", "static_configs": _static([ctx.address("rsyslog_stats")], tier="logs")}
+        )
     return jobs
 
 

@@ -128,19 +128,20 @@ def postgres_exporter(ctx: RenderContext) -> Component:
 
 
 def elasticsearch_exporter(ctx: RenderContext) -> Component:
-    # This exporter version takes credentials only inside --es.uri.
-    es_uri = f"https://elastic:{ctx.secrets.elastic_password}@{ctx.address('elasticsearch')}"
+    # Credentials through the environment (ES_USERNAME/ES_PASSWORD), never argv: ps shows argv to all.
     return Component(
         name="elasticsearch_exporter",
         command=[
             f"{INFRA_BIN}/prometheus-elasticsearch-exporter",
             f"--web.listen-address={ctx.address('elasticsearch_exporter')}",
-            f"--es.uri={es_uri}",
+            f"--es.uri=https://{ctx.address('elasticsearch')}",
             f"--es.ca={ctx.ca_cert}",
             "--es.indices",  # per-index doc counts: the log-pipeline-stalled alert reads them
         ],
         port_names=("elasticsearch_exporter",),
         health=HealthCheck("http", _url(ctx, "elasticsearch_exporter", path="/metrics")),
+        # The monitoring user (stack/elasticsearch/security), not the superuser.
+        environment={"ES_USERNAME": "metrics_exporter", "ES_PASSWORD": ctx.secrets.metrics_exporter_password},
         # Not gated on Elasticsearch: the exporter waits 10 s for `GET /` (absent from this bare
         # distribution) before it listens, so it starts alongside Elasticsearch instead of after it.
         url=_url(ctx, "elasticsearch_exporter"),
@@ -225,6 +226,8 @@ def rsyslog(ctx: RenderContext) -> Component:
             "-i",
             str(pidfile),
         ],
+        # Its impstats exporter (omprog) serves Prometheus on this port.
+        port_names=("rsyslog_stats",),
         # A pid file left by a killed instance must not pass for a live one.
         health=HealthCheck("command", f'test -s {pidfile} && kill -0 "$(cat {pidfile})"', timeout_s=30),
         depends_on=("elasticsearch",),  # it ships to Elasticsearch

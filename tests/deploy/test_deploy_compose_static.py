@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from testbed import settings
-from testbed.deploy import validate
+from testbed.context import RenderContext
+from testbed.deploy import privileges, validate
 from testbed.deploy.compose import (
     COMPOSE_FILE,
     ENDPOINTS_FILE,
@@ -21,8 +22,9 @@ from testbed.deploy.compose import (
     compose_args,
     compose_cli,
 )
-from testbed.deploy.envfile import ENDPOINT_PORTS, read_env, write_env
+from testbed.deploy.envfile import ENDPOINT_PORTS, read_env, secret_variable, write_env
 from testbed.deploy.runtime import COMPOSE_HOSTS
+from testbed.secrets import Secrets
 
 DOCKERFILE = settings.STACK_DIR / "docker" / "services.Dockerfile"
 
@@ -222,7 +224,8 @@ def test_metrics_compose_renders_point_at_compose_services_and_ports(model: dict
         settings.STACK_DIR / "prometheus" / "compose" / "prometheus.yml",
         settings.STACK_DIR / "alertmanager" / "compose" / "alertmanager.yml",
     ]
-    address = re.compile(r"(?:^|[\s/'\"])([a-z][a-z0-9-]*):(\d{2,5})\b", re.MULTILINE)
+    # Hosts may start with a digit (127.0.0.1): the first version of this pattern missed those.
+    address = re.compile(r"(?:^|[\s/'\"])([a-z0-9][a-z0-9.-]*):(\d{2,5})\b", re.MULTILINE)
     addresses = {match for path in files for match in address.findall(path.read_text())}
     assert addresses
     listening = _listening_ports()
@@ -340,3 +343,175 @@ def test_every_container_mounting_the_pki_or_config_volume_is_in_the_pki_group(m
         volumes = {str(mount).split(":")[0] for mount in service.get("volumes", [])}
         if volumes & {"pki", "config"} and "build" not in service:
             assert "2000" in [str(group) for group in service.get("group_add", [])], name
+
+
+# ---- least privilege, writability, scrape targets (issue 11 §2) ------------------------------------
+
+SECRET_VARIABLES = {secret_variable(field) for field in Secrets.model_fields}
+# What the upstream images read by their documented contract, beyond their committed config files.
+IMAGE_READS = {
+    "elasticsearch": {"ELASTIC_PASSWORD"},  # the image's bootstrap password of `elastic`
+    "postgres": {"POSTGRES_PASSWORD"},  # POSTGRES_PASSWORD_FILE
+    "rabbitmq": {"RABBITMQ_PASSWORD"},  # RABBITMQ_DEFAULT_PASS
+    "postgres-exporter": {"POSTGRES_PASSWORD"},  # DATA_SOURCE_PASS_FILE
+    "elasticsearch-exporter": {"METRICS_EXPORTER_PASSWORD"},  # ES_PASSWORD
+    "grafana": {"GRAFANA_ADMIN_PASSWORD"},  # GF_SECURITY_ADMIN_PASSWORD__FILE
+}
+CONFIG_FILES = {
+    "kibana": ["kibana/kibana.yml"],
+    "logstash": ["logstash/pipeline/*.conf", "logstash/config/logstash.yml"],
+    "grafana": ["grafana/grafana.ini", "grafana/provisioning/**/*.y*ml"],
+}
+
+
+def _reads(model: dict[str, Any], name: str) -> set[str]:
+    service = model["services"][name]
+    if "build" in service:
+        return privileges.project_reads(name, service, SECRET_VARIABLES)
+    files = [path for pattern in CONFIG_FILES.get(name, []) for path in settings.STACK_DIR.glob(pattern)]
+    # A variable read by the config is given under the config's name, holding the secret's value.
+    config_vars = {
+        v for path in files for v in re.findall(r"\$(?:__env)?\{?([A-Z][A-Z0-9_]+)\}?", path.read_text())
+    }
+    environment = service.get("environment", {})
+    raw = validate.load_compose_raw()["services"][name].get("environment", {})
+    by_config = {
+        variable
+        for key in config_vars & set(environment)
+        for variable in validate.referenced_variables(raw.get(key, ""))
+    }
+    # A secret file the container's health check reads (Kibana's status probe).
+    health = " ".join(str(part) for part in service.get("healthcheck", {}).get("test", []))
+    by_health = {
+        model["secrets"][source]["environment"]
+        for source in model.get("secrets", {})
+        if f"/run/secrets/{source}" in health
+    }
+    return (by_config | by_health | IMAGE_READS.get(name, set())) & SECRET_VARIABLES
+
+
+def _secret_problems(model: dict[str, Any], env: dict[str, str]) -> list[str]:
+    problems = []
+    for name in model["services"]:
+        received = privileges.received_secrets(model, name, env, SECRET_VARIABLES)
+        extra = received - _reads(model, name)
+        if extra:
+            problems.append(f"{name} receives secrets it never reads: {sorted(extra)}")
+    return problems
+
+
+def test_every_secret_a_container_receives_is_one_it_reads(
+    model: dict[str, Any], env: dict[str, str]
+) -> None:
+    assert _secret_problems(model, env) == []
+
+
+def test_project_containers_receive_what_their_code_reads(model: dict[str, Any], env: dict[str, str]) -> None:
+    """The other direction for the project image: a missing secret would read as `withheld:`."""
+    for name, service in model["services"].items():
+        if "build" in service:
+            received = privileges.received_secrets(model, name, env, SECRET_VARIABLES)
+            assert privileges.project_reads(name, service, SECRET_VARIABLES) <= received, name
+
+
+def test_secret_check_fails_on_one_env_file_for_all_and_on_the_superuser_exporter(
+    model: dict[str, Any], env: dict[str, str]
+) -> None:
+    """The two defects of the first compose file: every project container got all of stack/.env, and the
+    Elasticsearch exporter logged in as `elastic`."""
+    services = dict(model["services"])
+    services["gateway"] = {**services["gateway"], "env_file": [".env"]}
+    exporter = services["elasticsearch-exporter"]
+    services["elasticsearch-exporter"] = {
+        **exporter,
+        "environment": {"ES_USERNAME": "elastic", "ES_PASSWORD": env["ELASTIC_PASSWORD"]},
+    }
+    problems = _secret_problems({**model, "services": services}, env)
+    assert any(p.startswith("gateway receives") and "ELASTIC_PASSWORD" in p for p in problems), problems
+    assert any(p.startswith("elasticsearch-exporter receives") for p in problems), problems
+
+
+def test_elasticsearch_exporter_is_a_monitoring_user(model: dict[str, Any]) -> None:
+    from testbed.logs import layout
+
+    user = model["services"]["elasticsearch-exporter"]["environment"]["ES_USERNAME"]
+    assert user != "elastic"
+    roles = layout.roles()
+    declared = layout.users()[user]["roles"]
+    for role in declared:
+        assert set(roles[role]["cluster"]) <= {"monitor"}, role
+        for entry in roles[role]["indices"]:
+            assert set(entry["privileges"]) <= {"monitor"}, role
+
+
+DOCKERFILE_TEXT = DOCKERFILE.read_text()
+
+
+def test_every_container_can_write_every_volume_it_writes(model: dict[str, Any]) -> None:
+    assert privileges.volume_write_problems(model, DOCKERFILE_TEXT) == []
+
+
+def test_write_check_fails_on_group_add_lost_by_gosu_and_on_a_missing_prepare_dependency(
+    model: dict[str, Any],
+) -> None:
+    """The first compose file: postgres/rabbitmq relied on group_add (gosu drops it) and did not wait
+    for `prepare`, which gives the log volumes their owner."""
+    services = dict(model["services"])
+    for name in ("postgres", "rabbitmq"):
+        old = {key: value for key, value in services[name].items() if key not in ("user", "depends_on")}
+        services[name] = {**old, "group_add": ["2000"]}
+    problems = privileges.volume_write_problems({**model, "services": services}, DOCKERFILE_TEXT)
+    for name in ("postgres", "rabbitmq"):
+        assert any(p.startswith(f"{name}: uid 999 gid 999 groups []") for p in problems), problems
+        assert any(p.startswith(f"{name}: writes volume") for p in problems), problems
+
+
+def test_write_check_reads_modes_from_the_dockerfile(model: dict[str, Any]) -> None:
+    no_group_write = DOCKERFILE_TEXT.replace("chmod 2770", "chmod 2750")
+    problems = privileges.volume_write_problems(model, no_group_write)
+    assert any("elasticsearch: uid 1000" in p and "/testbed/snapshots" in p for p in problems), problems
+
+
+def _compose_listening(model: dict[str, Any]) -> dict[str, set[int]]:
+    listening = _listening_ports()
+    return {host: ports for host, ports in listening.items() if host in model["services"]}
+
+
+def test_every_compose_scrape_target_is_a_service_compose_runs(model: dict[str, Any]) -> None:
+    text = (settings.STACK_DIR / "prometheus" / "compose" / "prometheus.yml").read_text()
+    targets = privileges.scrape_targets(text)
+    assert len(targets) >= 10
+    assert privileges.target_problems(targets, _compose_listening(model)) == []
+
+
+def test_scrape_target_check_fails_on_the_loopback_rsyslog_target(model: dict[str, Any]) -> None:
+    """The first compose render scraped 127.0.0.1:19514 (rsyslog, which compose does not run)."""
+    config = yaml.safe_load((settings.STACK_DIR / "prometheus" / "compose" / "prometheus.yml").read_text())
+    config["scrape_configs"].append(
+        {"job_name": "rsyslog", "static_configs": [{"targets": ["127.0.0.1:19514"]}]}
+    )
+    problems = privileges.target_problems(
+        privileges.scrape_targets(yaml.safe_dump(config)), _compose_listening(model)
+    )
+    assert problems == ["job rsyslog: 127.0.0.1:19514: 127.0.0.1 is not run by this backend"]
+
+
+def test_every_native_scrape_target_is_a_native_component(tmp_path: Path) -> None:
+    """Natively everything is on 127.0.0.1: each target port must belong to a component the stack runs."""
+    from testbed.metrics.scrape import render_prometheus_yml
+    from testbed.native.stack import components
+
+    ctx = RenderContext(mode="native", state_dir=tmp_path, ports=settings.ports(), secrets=Secrets())
+    ports = {ctx.port(n, c.port_instance) for c in components(ctx) for n in c.port_names}
+    targets = privileges.scrape_targets(render_prometheus_yml(ctx))
+    assert len(targets) >= 10
+    assert privileges.target_problems(targets, {"127.0.0.1": ports}) == []
+
+
+def test_compose_host_lookup_fails_loudly_for_a_name_compose_does_not_run() -> None:
+    from testbed.deploy.runtime import compose_context
+
+    ctx = compose_context({})
+    assert ctx.host("postgresql") == "postgres"
+    with pytest.raises(LookupError, match="no compose service runs 'rsyslog_stats'"):
+        ctx.address("rsyslog_stats")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed import settings
 from testbed.deploy.compose import engine_problem, status_from_ps
 
 TESTBED = Path(sys.executable).parent / "testbed"
@@ -72,11 +73,15 @@ def test_every_native_component_has_a_compose_service_or_says_why() -> None:
     from testbed.context import RenderContext
     from testbed.deploy.compose import COMPONENT_SERVICES, NO_COMPOSE_EQUIVALENT
     from testbed.deploy.envfile import render_env
-    from testbed.deploy.runtime import compose_context
     from testbed.deploy.validate import load_compose
     from testbed.native.stack import components
+    from testbed.secrets import Secrets
 
-    ctx: RenderContext = compose_context(render_env())
+    # The native component list (names only): a compose context would refuse epmd's address, which
+    # compose does not run.
+    ctx = RenderContext(
+        mode="native", state_dir=Path("/nonexistent"), ports=settings.ports(), secrets=Secrets()
+    )
     services = set(load_compose(render_env())["services"])
     for component in components(ctx):
         if component.name in NO_COMPOSE_EQUIVALENT or component.group == "jobs":

@@ -93,7 +93,7 @@ def ctx(tmp_path: Any) -> RenderContext:
 def test_file_realm_hashes_verify_and_are_stable(ctx: RenderContext) -> None:
     first = security.file_realm(ctx)
     hashes = dict(line.split(":", 1) for line in first["users"].splitlines())
-    assert set(hashes) == {"logs_writer", "logs_reader", "logs_admin"}
+    assert set(hashes) == {"logs_writer", "logs_reader", "logs_admin", "metrics_exporter"}
     writer_hash = hashes["logs_writer"].replace("$2a$", "$2b$", 1)
     assert bcrypt.checkpw(ctx.secrets.logs_writer_password.encode(), writer_hash.encode())
     assert security.file_realm(ctx, hashes) == first

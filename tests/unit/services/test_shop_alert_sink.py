@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr, ValidationError
 
 from services.alert_sink.app import AlertSinkSettings, create_app
 
@@ -37,9 +38,18 @@ def _payload(status: str, name: str = "TargetDown", severity: str = "critical") 
     }
 
 
+WEBHOOK_PASSWORD = "webhook-secret"
+
+
 def _app(history: Path) -> httpx.AsyncClient:
-    settings = AlertSinkSettings(service_name="alert_sink", port=1, history_file=history)  # type: ignore[call-arg]
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)), base_url="http://sink")
+    settings = AlertSinkSettings(
+        service_name="alert_sink", port=1, history_file=history, webhook_password=SecretStr(WEBHOOK_PASSWORD)
+    )  # type: ignore[call-arg]
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings)),
+        base_url="http://sink",
+        auth=("alertmanager", WEBHOOK_PASSWORD),
+    )
 
 
 @pytest.fixture
@@ -109,3 +119,20 @@ async def test_oversize_body_is_413(sink: httpx.AsyncClient):
 async def test_bad_query_is_400(sink: httpx.AsyncClient):
     assert (await sink.get("/alerts", params={"since": "yesterday"})).status_code == 400
     assert (await sink.get("/alerts", params={"state": "pending"})).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "auth", [None, ("alertmanager", "wrong"), ("someone", WEBHOOK_PASSWORD)], ids=["none", "password", "user"]
+)
+async def test_webhook_refuses_a_caller_without_alertmanagers_credential(
+    sink: httpx.AsyncClient, auth: tuple[str, str] | None
+):
+    headers = {} if auth is None else {"authorization": httpx.BasicAuth(*auth)._auth_header}
+    answer = await sink.post("/webhook", json=_payload("firing"), auth=None, headers=headers)  # type: ignore[arg-type]
+    assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Basic")
+    assert (await sink.get("/alerts")).json()["alerts"] == [], "a refused alert must not enter the history"
+
+
+def test_sink_does_not_start_without_its_webhook_password(tmp_path: Path):
+    with pytest.raises(ValidationError, match="webhook_password"):
+        AlertSinkSettings(service_name="alert_sink", port=1, history_file=tmp_path / "a.jsonl")  # type: ignore[call-arg]

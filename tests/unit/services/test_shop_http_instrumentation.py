@@ -24,6 +24,7 @@ async def sink(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         port=1,
         history_file=tmp_path / "alerts.jsonl",
         fault_admin_token=SecretStr(TOKEN),
+        webhook_password=SecretStr("unused"),
     )  # type: ignore[call-arg]
     transport = httpx.ASGITransport(app=create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://sink") as client:
@@ -117,7 +118,9 @@ def test_faults_expire_by_themselves(monkeypatch: pytest.MonkeyPatch):
 
 
 async def test_no_token_no_admin_endpoint(tmp_path: Path):
-    settings = AlertSinkSettings(service_name="alert_sink", port=1, history_file=tmp_path / "a.jsonl")  # type: ignore[call-arg]
+    settings = AlertSinkSettings(
+        service_name="alert_sink", port=1, history_file=tmp_path / "a.jsonl", webhook_password=SecretStr("x")
+    )  # type: ignore[call-arg]
     transport = httpx.ASGITransport(app=create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://sink") as client:
         assert (await client.put("/admin/faults", json={})).status_code == 404
