@@ -81,7 +81,7 @@ def test_native_job_provisions_a_jdk_for_elasticsearch_and_python_312(workflow: 
     java = _step(job, "actions/setup-java")
     assert java["with"]["distribution"] == "temurin" and int(java["with"]["java-version"]) >= 21
     make_test = next(step for step in job["steps"] if step.get("run", "").strip() == "make test")
-    assert make_test["env"]["ES_JAVA_HOME"] == "${{ steps.%s.outputs.path }}" % java["id"]
+    assert make_test["env"]["ES_JAVA_HOME"] == "${{ steps." + java["id"] + ".outputs.path }}"
     uv = _step(job, "astral-sh/setup-uv")
     assert str(uv["with"]["python-version"]) == "3.12"
     assert "setup-go" in " ".join(step.get("uses", "") for step in job["steps"]), (
@@ -139,7 +139,11 @@ def test_setup_without_a_jdk_21_fails_with_one_line_naming_the_fix(tmp_path: Pat
     old = _fake_jdk(tmp_path, 17)
     env = {**os.environ, "ES_JAVA_HOME": str(old), "TESTBED_STATE_DIR": str(tmp_path / "state")}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "testbed"), "setup"], capture_output=True, text=True, env=env, timeout=600
+        [str(Path(sys.executable).parent / "testbed"), "setup"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 1, result.stderr
