@@ -1,9 +1,10 @@
 """The compose stack, brought up by pytest-docker: every container healthy, secured, wired together.
 
-Needs a Docker engine with the compose plugin (and registry access to pull the images); without one the
-whole module is reported as skipped with the reason. It runs the same steps as `testbed up --backend
-compose`, with stack/compose.endpoints.yaml, every published port shifted by +5000 (a native stack on
-this machine keeps its own) and its own project name and .env.
+Needs a Docker engine with the compose plugin (and registry access to pull the images). Without an
+engine the whole module is reported as skipped with the reason; with one, a missing compose CLI fails.
+It runs the same steps as `testbed up --backend compose`, with stack/compose.endpoints.yaml, every
+published port shifted by +5000 (a native stack on this machine keeps its own), its own project name
+and .env.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from testbed.deploy.compose import (
     COMPOSE_FILE,
     ENDPOINTS_FILE,
     UP_STEPS,
-    ComposeUnavailable,
     compose_cli,
     engine_problem,
 )
@@ -32,18 +32,9 @@ from testbed.deploy.envfile import port_variable, render_env
 PORT_SHIFT = 5000
 
 
-def _unavailable() -> str | None:
-    problem = engine_problem()
-    if problem:
-        return problem
-    try:
-        compose_cli()
-    except ComposeUnavailable as exc:
-        return str(exc)
-    return None
-
-
-_REASON = _unavailable()
+# Skipped only where no Docker engine answers (this project's machines). With an engine, a missing compose
+# CLI or any failure to come up is a failure, not a skip: nothing here may hide a broken stack.
+_REASON = engine_problem()
 pytestmark = [
     pytest.mark.compose,
     pytest.mark.slow,
@@ -62,9 +53,8 @@ def compose_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def compose_env_file(compose_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("compose") / ".env"
-    # TESTBED_ENV_FILE: the containers read their secrets from this file too, not from stack/.env.
-    env = {**compose_env, "TESTBED_ENV_FILE": str(path)}
-    path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    # Compose interpolates each container's own secrets from this file (--env-file), not from stack/.env.
+    path.write_text("".join(f"{key}={value}\n" for key, value in compose_env.items()))
     path.chmod(0o600)
     return path
 
