@@ -7,16 +7,18 @@ plus a note (the verifier then fails the assertion that needs it, saying why).
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from chaos.stack_access import ALERT_SINK_HISTORY_PATH, StackAccess
-from testbed.scenario.record import AlertEvent, RequestSample
+from testbed.scenario.record import ActiveAlert, AlertEvent, LocustOutcome, RequestSample
+from testbed.scenario.spec import LoadProfile
 
 LOG_INDEX_PATTERN = "logs-testbed-*"
 # The gateway's access logs: downstream services log the same request id, so filter on the dataset.
@@ -82,8 +84,9 @@ class LogWatcher:
             }
             if search_after is not None:
                 body["search_after"] = search_after
+            # No ignore_unavailable / allow_no_indices: a missing log index is an error, not "0 logs".
             response = client.post(
-                f"{base}/{LOG_INDEX_PATTERN}/_search", json=body, params={"ignore_unavailable": "true"}
+                f"{base}/{LOG_INDEX_PATTERN}/_search", json=body, params={"allow_no_indices": "false"}
             )
             response.raise_for_status()
             hits = response.json()["hits"]["hits"]
@@ -97,11 +100,12 @@ class LogWatcher:
         client, base = self.access.elasticsearch(timeout_s=30.0)
         try:
             with client:
-                client.post(f"{base}/{LOG_INDEX_PATTERN}/_refresh", params={"ignore_unavailable": "true"})
+                no_index_is_error = {"allow_no_indices": "false"}
+                client.post(f"{base}/{LOG_INDEX_PATTERN}/_refresh", params=no_index_is_error)
                 response = client.post(
                     f"{base}/{LOG_INDEX_PATTERN}/_count",
                     json={"query": _run_filter(self.run_id)},
-                    params={"ignore_unavailable": "true"},
+                    params=no_index_is_error,
                 )
                 response.raise_for_status()
                 return int(response.json()["count"])
@@ -110,33 +114,58 @@ class LogWatcher:
             return None
 
 
-def prometheus_scalar(
-    access: StackAccess, query: str, empty_is_zero: bool = False
+def counter_increase(
+    access: StackAccess, selector: str, start: float, end: float
 ) -> tuple[float | None, str | None]:
-    """An instant query's first value, or (None, why). Before any traffic a counter has no series yet:
-    ``empty_is_zero`` reads that as 0."""
-    client, base = access.prometheus()
+    """How much the counters matched by ``selector`` grew between ``start`` and ``end`` (epoch s), or
+    (None, why). Fails closed: a selector matching no series is an error, never 0.
+
+    The semantics of PromQL's ``increase()`` (a drop is a counter reset: the new value counts from 0;
+    a series born inside the window counts from 0, so a restarted instance or a new route/status
+    label loses nothing), computed from the raw samples without ``increase()``'s extrapolation to
+    the window edges, which adds up to a scrape interval's worth of traffic (a 5-s scrape over a
+    30-s run: ~15 %, far above the 2 % tolerance).
+    """
+    # One instant query of a range vector returns every raw sample in the window, per series.
+    lookback_s = 120  # the last sample before the load started is each series' baseline
+    window_s = max(1, int(end - start) + lookback_s + 1)
+    client, base = access.prometheus(timeout_s=30.0)
+    query = f"{selector}[{window_s}s]"
     try:
         with client:
-            response = client.get(f"{base}/api/v1/query", params={"query": query})
+            response = client.get(f"{base}/api/v1/query", params={"query": query, "time": f"{end:.3f}"})
             response.raise_for_status()
             payload = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         return None, f"Prometheus query {query!r} failed: {exc}"
-    result = payload.get("data", {}).get("result", [])
-    if not result:
-        if empty_is_zero:
-            return 0.0, None
+    series = payload.get("data", {}).get("result", [])
+    if not series:
         return None, f"Prometheus query {query!r} returned no series: does the metric exist?"
-    return float(result[0]["value"][1]), None
+    return sum(
+        increase_of([(float(t), float(v)) for t, v in one.get("values", [])], start) for one in series
+    ), None
+
+
+def increase_of(samples: list[tuple[float, float]], start: float) -> float:
+    """One counter's growth after ``start`` from its raw (time, value) samples in time order. The last
+    sample at or before ``start`` is the baseline (none: the series was born in the run, from 0); a
+    drop is a reset, after which the new value is all new."""
+    before = [value for t, value in samples if t <= start]
+    previous = before[-1] if before else 0.0
+    total = 0.0
+    for _, value in (sample for sample in samples if sample[0] > start):
+        total += value - previous if value >= previous else value
+        previous = value
+    return total
 
 
 def promql_problem(access: StackAccess, query: str) -> str | None:
-    """Why ``query`` can never give a count (bad syntax, unknown metric), or None. Unreachable: None."""
+    """Why the selector ``query`` can never give a count (bad syntax, not a series selector, unknown
+    metric), or None. Unreachable: None (reported later as "not collected", with the reason)."""
     client, base = access.prometheus()
     try:
         with client:
-            answer = client.get(f"{base}/api/v1/query", params={"query": query})
+            answer = client.get(f"{base}/api/v1/query", params={"query": f"{query}[1m]"})
             if answer.status_code == 400:
                 return f"PromQL rejected: {answer.json().get('error', answer.text[:200])}"
             names = client.get(f"{base}/api/v1/label/__name__/values").json().get("data", [])
@@ -166,6 +195,99 @@ def read_alerts(access: StackAccess, since: float) -> tuple[list[AlertEvent], st
         for entry in entries
     ]
     return sorted(events, key=lambda e: e.at), None
+
+
+def active_alerts(
+    access: StackAccess, phase: Literal["start", "during", "end"], now: float
+) -> tuple[list[ActiveAlert], list[str]]:
+    """Every alert active right now in Alertmanager (``/api/v2/alerts``, silenced and inhibited ones
+    included: they still fire) and in Prometheus (``ALERTS{alertstate="firing"}``), plus why a source
+    could not be read. An empty ``ALERTS`` answer means none is firing (the series exists only while
+    an alert is active), unlike a counter, whose absence is an error."""
+    found: list[ActiveAlert] = []
+    problems: list[str] = []
+    client, base = access.alertmanager(timeout_s=10.0)
+    try:
+        with client:
+            response = client.get(f"{base}/api/v2/alerts", params={"active": "true"})
+            response.raise_for_status()
+            for alert in response.json():
+                labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
+                found.append(
+                    ActiveAlert(
+                        name=labels.get("alertname", "?"),
+                        labels=labels,
+                        source="alertmanager",
+                        phase=phase,
+                        at=now,
+                    )
+                )
+    except (httpx.HTTPError, ValueError, TypeError, AttributeError) as exc:
+        problems.append(f"{phase}: Alertmanager alerts unavailable: {exc}")
+    client, base = access.prometheus(timeout_s=10.0)
+    try:
+        with client:
+            response = client.get(f"{base}/api/v1/query", params={"query": 'ALERTS{alertstate="firing"}'})
+            response.raise_for_status()
+            for series in response.json()["data"]["result"]:
+                labels = {str(k): str(v) for k, v in series["metric"].items() if k != "__name__"}
+                found.append(
+                    ActiveAlert(
+                        name=labels.get("alertname", "?"),
+                        labels=labels,
+                        source="prometheus",
+                        phase=phase,
+                        at=now,
+                    )
+                )
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"{phase}: Prometheus ALERTS unavailable: {exc}")
+    return found, problems
+
+
+def merge_active(known: list[ActiveAlert], new: list[ActiveAlert]) -> None:
+    """Adds ``new`` sightings to ``known``, keeping the first sighting per alert, source and phase."""
+    seen = {(a.name, tuple(sorted(a.labels.items())), a.source, a.phase) for a in known}
+    for alert in new:
+        key = (alert.name, tuple(sorted(alert.labels.items())), alert.source, alert.phase)
+        if key not in seen:
+            seen.add(key)
+            known.append(alert)
+
+
+def planned_requests(profile: LoadProfile) -> float:
+    """Requests the profile plans: its rate per user × users over time (``users_at``), 1-s steps."""
+    if profile.rate is None:
+        return 0.0
+    per_user = profile.rate / profile.users
+    return sum(profile.users_at(second + 0.5) * per_user for second in range(profile.duration_s))
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]] | None:
+    if not path.is_file():
+        return None
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_locust(run_dir: Path, exit_code: int | None, profile: LoadProfile) -> LocustOutcome:
+    """Locust's own verdict from its exit code and its CSV files (``--csv <run_dir>/locust``)."""
+    stats = _csv_rows(run_dir / "locust_stats.csv")
+    aggregated = next((row for row in stats or [] if row.get("Name") == "Aggregated"), None)
+    exceptions = _csv_rows(run_dir / "locust_exceptions.csv") or []
+    failures = _csv_rows(run_dir / "locust_failures.csv")
+    return LocustOutcome(
+        exit_code=exit_code,
+        requests=int(aggregated["Request Count"]) if aggregated else None,
+        failures=(
+            sum(int(row.get("Occurrences") or 0) for row in failures) if failures is not None else None
+        ),
+        exceptions=[
+            f"{row.get('Count', '?')}× {row.get('Message', '')} ({row.get('Nodes', '')})".strip()
+            for row in exceptions
+        ],
+        planned_requests=planned_requests(profile),
+    )
 
 
 def probe_requests_sent(path: Path) -> int:

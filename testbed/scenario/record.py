@@ -33,6 +33,28 @@ class AlertEvent(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class ActiveAlert(BaseModel):
+    """An alert Alertmanager or Prometheus (``ALERTS{alertstate="firing"}``) held active when the runner
+    looked: at run start, during the run, or at its end. Catches alerts the sink never re-notifies
+    (an alert firing before the run is repeated only after ``repeat_interval``)."""
+
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    source: Literal["alertmanager", "prometheus"]
+    phase: Literal["start", "during", "end"]
+    at: float  # when the runner first saw it in this phase
+
+
+class LocustOutcome(BaseModel):
+    """Locust's own verdict: its exit code and what its CSV files counted."""
+
+    exit_code: int | None = None  # None: never exited by itself (the runner had to stop it)
+    requests: int | None = None  # the "Aggregated" row of locust_stats.csv; None: no stats written
+    failures: int | None = None
+    exceptions: list[str] = Field(default_factory=list)  # one line per locust_exceptions.csv row
+    planned_requests: float = 0.0  # rate × users-over-time of the load profile
+
+
 class RunRecord(BaseModel):
     scenario: str
     run_id: str
@@ -48,6 +70,10 @@ class RunRecord(BaseModel):
     probe_requests: int = 0  # gateway requests sent by the chaos probes (in Prometheus' count only)
     es_access_log_count: int | None = None  # access logs carrying this run's request ids
     alerts: list[AlertEvent] = Field(default_factory=list)
+    active_alerts: list[ActiveAlert] = Field(default_factory=list)
+    # "start: alertmanager: <why>": an alert snapshot that could not be read (fails forbidden alerts).
+    alert_read_failures: list[str] = Field(default_factory=list)
+    locust: LocustOutcome | None = None
     notes: list[str] = Field(default_factory=list)  # what could not be collected, and why
 
     def save(self, path: Path) -> None:

@@ -163,13 +163,8 @@ def run_scenario(
     notes: list[str] = []
 
     counter_query = cross_signal.prometheus_counter if cross_signal else None
-    counter_start, why = (
-        collect.prometheus_scalar(access, counter_query, empty_is_zero=True)
-        if counter_query
-        else (None, None)
-    )
-    if why:
-        notes.append(f"at start: {why}")
+    # Alerts already active before the load starts: forbidden ones fail the run (scenarios/README.md).
+    active, alert_read_failures = collect.active_alerts(access, "start", time.time())
 
     env = {
         **os.environ,
@@ -207,6 +202,7 @@ def run_scenario(
                 + (scenario.chaos.fault_duration_s if scenario.chaos else 0)
             )
             load_ended_at: float | None = None
+            locust_exit: int | None = None
             next_poll = started_at
             logs_complete = alerts_complete = False
             while True:
@@ -215,10 +211,13 @@ def run_scenario(
                     chaos = _spawn(_chaos_command(scenario, run_dir), env, chaos_log)
                 if load_ended_at is None and locust.poll() is not None:
                     load_ended_at = now
+                    locust_exit = locust.returncode
                 chaos_done = scenario.chaos is None or (chaos is not None and chaos.poll() is not None)
                 if now >= next_poll:
                     next_poll = now + POLL_INTERVAL_S
                     seen = watcher.poll(now)
+                    during, _ = collect.active_alerts(access, "during", now)  # a stopped AM/Prometheus: skip
+                    collect.merge_active(active, during)
                     answered = [s for s in collect.read_requests(request_dir) if s.status]
                     logs_complete = load_ended_at is not None and seen >= len(answered)
                     if load_ended_at is not None and chaos_done and scenario.assertions.alerts_expected:
@@ -264,11 +263,14 @@ def run_scenario(
         watcher,
         access,
         counter_query,
-        counter_start,
         notes,
     )
-    if locust.returncode not in (0, 1):  # 1 = an SLO gate or failed requests; anything else is a crash
-        record.notes.append(f"locust exited {locust.returncode}: see locust.log")
+    # None: the runner had to stop Locust (it overran); its exit code then says nothing.
+    record.locust = collect.read_locust(run_dir, locust_exit, scenario.load)
+    at_end, end_failures = collect.active_alerts(access, "end", time.time())
+    collect.merge_active(active, at_end)
+    record.active_alerts = active
+    record.alert_read_failures = alert_read_failures + end_failures
     results = verify(scenario, record)
     wall_s = time.monotonic() - started_wall
     report = _write_artifacts(run_dir, scenario, record, results, wall_s)
@@ -285,7 +287,6 @@ def _collect(
     watcher: collect.LogWatcher,
     access: StackAccess,
     counter_query: str | None,
-    counter_start: float | None,
     notes: list[str],
 ) -> RunRecord:
     watcher.poll(time.time())
@@ -294,11 +295,9 @@ def _collect(
     es_count = watcher.count() if scenario.assertions.cross_signal else None
     prometheus_count = None
     if counter_query:
-        counter_end, why = collect.prometheus_scalar(access, counter_query)
+        prometheus_count, why = collect.counter_increase(access, counter_query, started_at, time.time())
         if why:
-            notes.append(f"at end: {why}")
-        if counter_start is not None and counter_end is not None:
-            prometheus_count = counter_end - counter_start
+            notes.append(why)
     alerts, why = collect.read_alerts(access, started_at - 1)
     if why:
         notes.append(why)

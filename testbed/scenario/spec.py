@@ -124,14 +124,15 @@ class ExpectedAlert(_Strict):
 
 # Requests the gateway served on its public routes (probes, scrapes and fault admin excluded).
 GATEWAY_REQUEST_COUNTER = (
-    'sum(http_requests_total{service="gateway",route!~"/healthz|/readyz|/metrics|/openapi.json|/admin/.*"})'
+    'http_requests_total{service="gateway",route!~"/healthz|/readyz|/metrics|/openapi.json|/admin/.*"}'
 )
 
 
 class CrossSignal(_Strict):
     # Locust's count vs Prometheus' counter vs Elasticsearch's access-log count, relative difference.
     tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.02
-    # PromQL giving the gateway's cumulative request count (sampled at start and end of the run).
+    # A PromQL series selector (no sum(): a range is taken of it) of the gateway's request counters;
+    # the runner adds up their increase over the run window, counter resets and new series included.
     prometheus_counter: str = GATEWAY_REQUEST_COUNTER
 
 
@@ -160,6 +161,9 @@ class Scenario(_Strict):
     def _fault_fits_and_is_needed(self) -> Scenario:
         windows = [slo.window for slo in self.assertions.availability]
         windows += [slo.window for slo in self.assertions.latency]
+        if self.load.rate is None:
+            # The planned volume (rate × users over time) is an assertion: without a rate there is none.
+            raise ValueError("load.rate is required: the achieved volume is checked against it")
         needs_fault = windows + ([Window.DURING_FAULT] if self.assertions.alerts_expected else [])
         if self.chaos is None:
             if Window.DURING_FAULT in needs_fault or Window.OUTSIDE_FAULT in needs_fault:

@@ -34,6 +34,10 @@ class AssertionResult(BaseModel):
     detail: str = ""
 
 
+# A run that achieved less than this share of its planned requests did not test what it promised.
+MIN_VOLUME_RATIO = 0.9
+
+
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile (what Locust reports), ``pct`` in (0, 100]."""
     ordered = sorted(values)
@@ -260,15 +264,116 @@ def check_expected_alert(record: RunRecord, alert: ExpectedAlert) -> list[Assert
 
 
 def check_forbidden_alert(record: RunRecord, name: str) -> AssertionResult:
+    """Fails on any trace of the alert: a firing notification at the sink after load start, or the
+    alert active in Alertmanager or Prometheus at run start, during or at run end. An alert already
+    firing before the run fails it too (the sink would not hear of it again before repeat_interval),
+    and so does a start or end snapshot that could not be read (unknown is not "did not fire")."""
+    assertion = f"alert {name} does not fire"
     fired = [e for e in record.alerts if e.name == name and e.state == "firing" and e.at >= record.started_at]
+    active = [a for a in record.active_alerts if a.name == name]
+    unread = [why for why in record.alert_read_failures if why.split(":", 1)[0] in ("start", "end")]
+    details = []
+    if fired:
+        details.append(f"sink notified it at +{fired[0].at - record.started_at:.1f} s")
+    for phase, what in (
+        ("start", "already active at run start"),
+        ("during", "active during the run"),
+        ("end", "still active at run end"),
+    ):
+        sightings = [a for a in active if a.phase == phase]
+        if sightings:
+            sources = sorted({a.source for a in sightings})
+            labels = sorted({_labels(a.labels) for a in sightings})
+            details.append(f"{what} in {' and '.join(sources)} ({'; '.join(labels[:3])})")
+    if unread and not details:
+        return AssertionResult(
+            kind="alert_forbidden",
+            name=assertion,
+            passed=False,
+            expected="0 firings, 0 active",
+            observed="unknown",
+            detail="active alerts could not be read: " + "; ".join(unread),
+        )
     return AssertionResult(
         kind="alert_forbidden",
-        name=f"alert {name} does not fire",
-        passed=not fired,
-        expected="0 firings",
-        observed=f"{len(fired)} firings",
-        detail=f"first at +{fired[0].at - record.started_at:.1f} s" if fired else "",
+        name=assertion,
+        passed=not fired and not active,
+        expected="0 firings, 0 active",
+        observed=f"{len(fired)} firings, {len({_labels(a.labels) for a in active})} active",
+        detail="; ".join(details),
     )
+
+
+def _labels(labels: dict[str, str]) -> str:
+    shown = {k: v for k, v in labels.items() if k not in ("alertname", "alertstate")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "no labels"
+
+
+def check_locust(record: RunRecord, scenario: Scenario) -> list[AssertionResult]:
+    """Locust's own verdict: a clean exit, no exceptions in the load code, its counts equal to the
+    request records the verifier judges, and at least ``MIN_VOLUME_RATIO`` of the planned volume."""
+    outcome = record.locust
+    if outcome is None:
+        return [
+            AssertionResult(
+                kind="load",
+                name="Locust exited cleanly",
+                passed=False,
+                expected="exit 0 (1 only with failed requests)",
+                observed="not recorded",
+                detail="the run recorded no Locust outcome",
+            )
+        ]
+    answered_failures = sum(1 for r in record.requests if not r.ok)
+    code = outcome.exit_code
+    # Locust exits 1 when any request failed (the fault window makes some fail): only then is 1 clean.
+    clean = code == 0 or (code == 1 and bool(outcome.failures) and not outcome.exceptions)
+    results = [
+        AssertionResult(
+            kind="load",
+            name="Locust exited cleanly",
+            passed=clean,
+            expected="exit 0 (1 only with failed requests)",
+            observed="stopped by the runner (overran)" if code is None else f"exit {code}",
+            detail=f"{outcome.failures if outcome.failures is not None else 'no'} failures in "
+            "locust_failures.csv; see locust.log",
+        ),
+        AssertionResult(
+            kind="load",
+            name="Locust raised no exceptions",
+            passed=not outcome.exceptions,
+            expected="0 rows in locust_exceptions.csv",
+            observed=f"{len(outcome.exceptions)} rows",
+            detail="; ".join(outcome.exceptions[:3]),
+        ),
+        AssertionResult(
+            kind="load",
+            name="Locust's counts match the request records",
+            passed=outcome.requests == len(record.requests) and outcome.failures == answered_failures,
+            expected=f"{len(record.requests)} requests, {answered_failures} failures",
+            observed=(
+                "no locust_stats.csv / locust_failures.csv"
+                if outcome.requests is None or outcome.failures is None
+                else f"{outcome.requests} requests, {outcome.failures} failures"
+            ),
+            detail="locust_stats.csv (Aggregated) and locust_failures.csv vs requests/*.jsonl",
+        ),
+    ]
+    planned = outcome.planned_requests
+    achieved = outcome.requests if outcome.requests is not None else len(record.requests)
+    ratio = achieved / planned if planned else 0.0
+    results.append(
+        AssertionResult(
+            kind="load",
+            name=f"load achieved ≥ {MIN_VOLUME_RATIO:.0%} of the planned volume",
+            passed=planned > 0 and ratio >= MIN_VOLUME_RATIO,
+            expected=f"≥ {MIN_VOLUME_RATIO * planned:.0f} requests",
+            observed=f"{achieved} requests ({ratio:.1%})" if planned else "no planned rate",
+            detail=f"planned {planned:.0f} = rate {scenario.load.rate} req/s × users over "
+            f"{scenario.load.duration_s} s",
+        )
+    )
+    return results
 
 
 def _relative_difference(a: float, b: float) -> float:
@@ -342,6 +447,7 @@ def verify(scenario: Scenario, record: RunRecord) -> list[AssertionResult]:
                 detail="Locust recorded nothing",
             )
         )
+    results += check_locust(record, scenario)
     if scenario.chaos is not None:
         results.append(check_chaos(record))
     results += [check_availability(record, scenario, slo) for slo in scenario.assertions.availability]

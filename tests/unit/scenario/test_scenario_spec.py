@@ -17,6 +17,7 @@ load:
   shape: steady
   users: 4
   duration_s: 60
+  rate: 8
 chaos:
   experiment: chaos/experiments/service-killed.yaml
   start_at_s: 10
@@ -60,7 +61,7 @@ def test_unknown_shape_names_line_and_field() -> None:
 
 def test_misspelt_field_is_rejected_with_its_line() -> None:
     error = _error(GOOD.replace("max_ms: 500", "max_msec: 500"))
-    assert error.where == "17"
+    assert error.where == "18"
     assert "max_msec" in error.problem
     assert "spelling" in error.fix
 
@@ -87,8 +88,14 @@ def test_fault_must_fit_inside_the_load() -> None:
 
 def test_missing_experiment_file() -> None:
     error = _error(GOOD.replace("service-killed.yaml", "nope.yaml"))
-    assert error.where == "8"
+    assert error.where == "9"
     assert "does not exist" in error.problem
+
+
+def test_rate_is_required() -> None:
+    # The achieved volume is asserted against rate × users over time: a scenario needs a rate.
+    error = _error(GOOD.replace("  rate: 8\n", ""))
+    assert "load.rate is required" in error.problem
 
 
 def test_spike_needs_its_fields() -> None:

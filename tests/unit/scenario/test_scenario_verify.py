@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.scenario.record import AlertEvent, RequestSample, RunRecord
-from testbed.scenario.spec import Scenario, parse_scenario
+from testbed.scenario.collect import increase_of, planned_requests
+from testbed.scenario.record import ActiveAlert, AlertEvent, LocustOutcome, RequestSample, RunRecord
+from testbed.scenario.spec import LoadShape, Scenario, parse_scenario
 from testbed.scenario.verify import all_passed, expected_alert_seen, percentile, verify
 
 T0 = 1_800_000_000.0
@@ -14,7 +15,7 @@ INVENTORY = {"job": "inventory", "severity": "critical"}
 
 SPEC = """\
 name: recorded
-load: {shape: steady, users: 2, duration_s: 80}
+load: {shape: steady, users: 2, duration_s: 80, rate: 5}
 chaos: {experiment: chaos/experiments/service-killed.yaml, start_at_s: 20, fault_duration_s: 30}
 recovery_grace_s: 10
 assertions:
@@ -69,6 +70,13 @@ def _healthy_run() -> RunRecord:
             AlertEvent(name="TargetDown", state="firing", at=FAULT[0] + 18, labels=INVENTORY),
             AlertEvent(name="TargetDown", state="resolved", at=FAULT[1] + 25, labels=INVENTORY),
         ],
+        # Locust exits 1 because requests failed during the fault: that is a clean exit.
+        locust=LocustOutcome(
+            exit_code=1,
+            requests=400,
+            failures=sum(1 for r in requests if not r.ok),
+            planned_requests=400.0,
+        ),
     )
 
 
@@ -79,7 +87,7 @@ def _failed(results: list, kind: str) -> list:
 def test_healthy_run_passes(scenario: Scenario) -> None:
     results = verify(scenario, _healthy_run())
     assert all_passed(results), [r for r in results if not r.passed]
-    assert len(results) == 10
+    assert len(results) == 14
 
 
 def test_breached_latency_slo_fails(scenario: Scenario) -> None:
@@ -158,7 +166,111 @@ def test_forbidden_alert_fails(scenario: Scenario) -> None:
     record = _healthy_run()
     record.alerts.append(AlertEvent(name="HighLatency", state="firing", at=T0 + 60))
     [failure] = _failed(verify(scenario, record), "alert_forbidden")
-    assert failure.observed == "1 firings"
+    assert failure.observed == "1 firings, 0 active"
+
+
+def _active(name: str, phase: str, source: str = "alertmanager") -> ActiveAlert:
+    return ActiveAlert.model_validate(
+        {
+            "name": name,
+            "labels": {"alertname": name, "job": "node"},
+            "source": source,
+            "phase": phase,
+            "at": T0,
+        }
+    )
+
+
+def test_forbidden_alert_already_firing_before_the_run_fails(scenario: Scenario) -> None:
+    # The sink hears nothing new (repeat_interval 4 h): only the snapshot at run start shows it.
+    record = _healthy_run()
+    record.active_alerts = [_active("HighLatency", "start"), _active("HighLatency", "end", "prometheus")]
+    [failure] = _failed(verify(scenario, record), "alert_forbidden")
+    assert failure.observed == "0 firings, 1 active"
+    assert "already active at run start in alertmanager (job=node)" in failure.detail
+    assert "still active at run end in prometheus" in failure.detail
+
+
+def test_forbidden_alert_active_only_in_prometheus_during_the_run_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.active_alerts = [_active("HighLatency", "during", "prometheus"), _active("TargetDown", "during")]
+    [failure] = _failed(verify(scenario, record), "alert_forbidden")
+    assert "HighLatency" in failure.name and "during the run in prometheus" in failure.detail
+
+
+def test_unreadable_alert_snapshot_fails_forbidden_alerts(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.alert_read_failures = ["during: Alertmanager alerts unavailable: refused"]
+    assert all_passed(verify(scenario, record))  # chaos may stop Alertmanager mid-run
+    record.alert_read_failures.append("end: Prometheus ALERTS unavailable: refused")
+    [failure] = _failed(verify(scenario, record), "alert_forbidden")
+    assert failure.observed == "unknown" and "end: Prometheus" in failure.detail
+
+
+def test_locust_crash_fails_the_run(scenario: Scenario) -> None:
+    record = _healthy_run()
+    record.requests = record.requests[:150]  # killed 30 s in: no summary CSVs were written
+    record.locust = LocustOutcome(exit_code=-9, planned_requests=400.0)
+    failures = {f.name: f.observed for f in _failed(verify(scenario, record), "load")}
+    assert failures["Locust exited cleanly"] == "exit -9"
+    assert (
+        failures["Locust's counts match the request records"] == "no locust_stats.csv / locust_failures.csv"
+    )
+    assert failures["load achieved ≥ 90% of the planned volume"] == "150 requests (37.5%)"
+
+
+def test_locust_stopped_by_the_runner_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    assert record.locust is not None
+    record.locust.exit_code = None
+    [failure] = _failed(verify(scenario, record), "load")
+    assert failure.observed == "stopped by the runner (overran)"
+
+
+def test_locust_exceptions_fail_the_run(scenario: Scenario) -> None:
+    record = _healthy_run()
+    assert record.locust is not None
+    record.locust.exceptions = ["3× KeyError('id') (host:1)"]
+    names = {f.name for f in _failed(verify(scenario, record), "load")}
+    assert names == {"Locust raised no exceptions", "Locust exited cleanly"}
+
+
+def test_exit_1_without_failures_is_not_clean(scenario: Scenario) -> None:
+    record = _healthy_run()
+    assert record.locust is not None
+    record.locust.failures = 0
+    names = {f.name for f in _failed(verify(scenario, record), "load")}
+    assert names == {"Locust exited cleanly", "Locust's counts match the request records"}
+
+
+def test_under_ninety_percent_of_planned_volume_fails(scenario: Scenario) -> None:
+    record = _healthy_run()
+    assert record.locust is not None
+    record.locust.planned_requests = 450.0  # 400 achieved = 88.9 %
+    [failure] = _failed(verify(scenario, record), "load")
+    assert failure.observed == "400 requests (88.9%)"
+    record.locust.planned_requests = 444.0  # 90.1 %
+    assert all_passed(verify(scenario, record))
+
+
+def test_planned_volume_follows_the_shape() -> None:
+    steady = parse_scenario(SPEC, "recorded.yaml").load
+    assert planned_requests(steady) == pytest.approx(400.0)  # 5 req/s × 80 s
+    spike = steady.model_copy(
+        update={"shape": LoadShape.SPIKE, "users": 2, "spike_users": 6, "spike_at_s": 20, "spike_duration_s": 10}
+    )
+    # 70 s at 2 users + 10 s at 6 users, 2.5 req/s per user.
+    assert planned_requests(spike) == pytest.approx(70 * 5 + 10 * 15)
+
+
+def test_counter_increase_survives_resets_and_new_series() -> None:
+    start = 100.0
+    # baseline 1000 before the run; +50; restart (reset) to 7; +13
+    assert increase_of([(95, 1000), (105, 1050), (110, 7), (115, 20)], start) == 70
+    # a series born during the run (a new status label, a new instance) counts from 0
+    assert increase_of([(105, 4), (110, 9)], start) == 9
+    # a series that did not move counts nothing, even when its value is large
+    assert increase_of([(90, 6720), (105, 6720)], start) == 0
 
 
 def test_cross_signal_disagreement_fails(scenario: Scenario) -> None:
