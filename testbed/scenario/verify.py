@@ -290,7 +290,7 @@ def check_forbidden_alert(record: RunRecord, name: str) -> AssertionResult:
             kind="alert_forbidden",
             name=assertion,
             passed=False,
-            expected="0 firings, 0 active",
+            expected="0 firings, active: never",
             observed="unknown",
             detail="active alerts could not be read: " + "; ".join(unread),
         )
@@ -298,10 +298,15 @@ def check_forbidden_alert(record: RunRecord, name: str) -> AssertionResult:
         kind="alert_forbidden",
         name=assertion,
         passed=not fired and not active,
-        expected="0 firings, 0 active",
-        observed=f"{len(fired)} firings, {len({_labels(a.labels) for a in active})} active",
+        expected="0 firings, active: never",
+        observed=f"{len(fired)} firings, active: "
+        + (", ".join(p for p in ("start", "during", "end") if any(a.phase == p for a in active)) or "never"),
         detail="; ".join(details),
     )
+
+
+def _counts_match(locust: int | None, recorded: int, in_flight: int) -> bool:
+    return locust is not None and locust <= recorded <= locust + in_flight
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -325,6 +330,9 @@ def check_locust(record: RunRecord, scenario: Scenario) -> list[AssertionResult]
             )
         ]
     answered_failures = sum(1 for r in record.requests if not r.ok)
+    # Requests still in flight when the shape stops are recorded (requests/*.jsonl) but not in
+    # Locust's stats (seen: 3 of 272, all answered after "Shape test stopping"); one per user at most.
+    in_flight = scenario.load.users_at(scenario.load.duration_s - 0.5)
     code = outcome.exit_code
     # Locust exits 1 when any request failed (the fault window makes some fail): only then is 1 clean.
     clean = code == 0 or (code == 1 and bool(outcome.failures) and not outcome.exceptions)
@@ -349,8 +357,10 @@ def check_locust(record: RunRecord, scenario: Scenario) -> list[AssertionResult]
         AssertionResult(
             kind="load",
             name="Locust's counts match the request records",
-            passed=outcome.requests == len(record.requests) and outcome.failures == answered_failures,
-            expected=f"{len(record.requests)} requests, {answered_failures} failures",
+            passed=_counts_match(outcome.requests, len(record.requests), in_flight)
+            and _counts_match(outcome.failures, answered_failures, in_flight),
+            expected=f"{len(record.requests)} requests, {answered_failures} failures "
+            f"(Locust's stats may miss up to {in_flight} in flight when the shape stopped)",
             observed=(
                 "no locust_stats.csv / locust_failures.csv"
                 if outcome.requests is None or outcome.failures is None
