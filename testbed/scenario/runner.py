@@ -119,7 +119,9 @@ def _chaos_command(scenario: Scenario, run_dir: Path) -> list[str]:
         str(run_dir / "journal.json"),
     ]
     for key, value in scenario.chaos.configuration.items():
-        command += ["--var", f"{key}={value}"]
+        # Typed (key:int=value), so a number can drive a pause ("pauses: {after: ${down_s}}").
+        kind = "int" if isinstance(value, int) else "float" if isinstance(value, float) else "str"
+        command += ["--var", f"{key}:{kind}={value}"]
     return [*command, str(scenario.chaos.experiment_path())]
 
 

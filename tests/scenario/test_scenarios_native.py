@@ -1,23 +1,61 @@
-"""Scenarios run for real against the native stack: the smoke and two chaos scenarios pass, and a
-deliberately mis-specified scenario is reported as failed (not passed, not bad input)."""
+"""Scenarios run for real against the native stack, back to back on one stack: smoke, every experiment
+of chaos/experiments/ (through its catalog scenario), the ramp and spike load shapes under real
+Locust; a deliberately mis-specified scenario is reported as failed (not passed, not bad input), and
+the cross-signal counts survive a gateway restarted mid-run."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from chaos.stack_access import StackAccess
 from testbed.context import RenderContext
+from testbed.scenario import collect
 from testbed.scenario.errors import ScenarioInputError
 from testbed.scenario.runner import run_scenario
+from testbed.scenario.spec import load_scenario
 from testbed.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.native, pytest.mark.slow]
 SCENARIOS = REPO_ROOT / "scenarios"
+EXPERIMENTS = REPO_ROOT / "chaos" / "experiments"
+# Quiet ones first; each chaos scenario resolves what it raised before the next starts (see _quiet).
+LIVE = [
+    "smoke",
+    "ramp",
+    "spike",
+    "prometheus-restarted",
+    "shipper-killed",
+    "service-killed",
+    "postgresql-down",
+    "rabbitmq-down",
+    "elasticsearch-down",
+    "service-slowed",
+    "service-erroring",
+    "alertmanager-down",
+]
+QUIET_WAIT_S = 180.0
+
+
+def _quiet(path: Path) -> None:
+    """Wait (bounded) until no alert the scenario forbids or expects is active: the previous scenario's
+    alerts resolve on their own. A leftover is not hidden: the scenario then fails naming it."""
+    scenario = load_scenario(path)
+    names = set(scenario.assertions.alerts_forbidden) | {a.name for a in scenario.assertions.alerts_expected}
+    access = StackAccess.current("native")
+    deadline = time.monotonic() + QUIET_WAIT_S
+    while time.monotonic() < deadline:
+        active, problems = collect.active_alerts(access, "start", time.time())
+        if not problems and not {a.name for a in active} & names:
+            return
+        time.sleep(5.0)
 
 
 def _run(path: Path, results: Path) -> list[str]:
+    _quiet(path)
     outcome = run_scenario(path, "native", results, Console(force_terminal=False))
     assert outcome.report.is_file() and (outcome.run_dir / "junit.xml").is_file()
     return [
@@ -27,9 +65,22 @@ def _run(path: Path, results: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("name", ["smoke", "service-killed", "elasticsearch-down"])
+def test_every_experiment_and_shape_runs_live() -> None:
+    # Section 4 of issue 10: the whole chaos catalog and every load shape run in make test.
+    scenarios = [load_scenario(SCENARIOS / f"{name}.yaml") for name in LIVE]
+    run = {s.chaos.experiment_path().name for s in scenarios if s.chaos is not None}
+    assert run == {path.name for path in EXPERIMENTS.glob("*.yaml")}
+    assert {s.load.shape.value for s in scenarios} >= {"steady", "ramp", "spike"}
+
+
+@pytest.mark.parametrize("name", LIVE)
 def test_scenario_passes(native_stack: RenderContext, tmp_path: Path, name: str) -> None:
     failures = _run(SCENARIOS / f"{name}.yaml", tmp_path)
+    assert failures == []
+
+
+def test_counts_agree_across_a_gateway_restart(native_stack: RenderContext, tmp_path: Path) -> None:
+    failures = _run(Path(__file__).parent / "data" / "gateway-restarted.yaml", tmp_path)
     assert failures == []
 
 
