@@ -15,6 +15,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,12 +30,14 @@ from services.common import metrics
 from services.common.app import ReadinessCheck, service_app
 from services.common.openapi import Operation, openapi_document
 from services.common.problems import ProblemError, problem_response
-from services.common.request_body import read_model
+from services.common.request_body import JsonInt, read_model
 from services.common.settings import ServiceSettings
 
 VERSION = "1.0.0"
 logger = logging.getLogger("shop.alerts")
 AlertState = Literal["firing", "resolved"]
+# Seconds since the epoch, as ``since`` takes them (10 digits reach the year 2286).
+SINCE_EPOCH_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,6})?$"
 
 
 class AlertSinkSettings(ServiceSettings):
@@ -48,9 +51,9 @@ WEBHOOK_USER = "alertmanager"
 
 
 class WebhookAlert(BaseModel):
-    """One alert of Alertmanager's webhook payload."""
+    """One alert of Alertmanager's webhook payload (strict: what its schema forbids is refused)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     status: AlertState
     labels: dict[str, str]
@@ -62,13 +65,13 @@ class WebhookAlert(BaseModel):
 
 
 class WebhookPayload(BaseModel):
-    """Alertmanager's webhook body, version 4."""
+    """Alertmanager's webhook body, version 4 (by its JSON names only: the schema's)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     version: Literal["4"]
     group_key: str = Field(alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    truncated_alerts: JsonInt = Field(default=0, alias="truncatedAlerts")
     status: AlertState
     receiver: str
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
@@ -115,7 +118,16 @@ OPERATIONS = (
         "/alerts",
         "Alert history, oldest first; filters: name, state, since (RFC 3339 or epoch s)",
         {200: AlertHistory, 400: None},
-        query=("name", "state", "since"),
+        query={
+            "name": {"type": "string"},
+            "state": {"enum": ["firing", "resolved"]},
+            "since": {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "string", "pattern": SINCE_EPOCH_PATTERN},
+                ]
+            },
+        },
     ),
 )
 
@@ -163,14 +175,12 @@ class AlertStore:
 
 
 def parse_since(raw: str | None) -> datetime | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    try:
+    if re.fullmatch(SINCE_EPOCH_PATTERN, raw):
         return datetime.fromtimestamp(float(raw), tz=UTC)
-    except ValueError:
-        pass
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ProblemError(
             400, "Invalid since", "since must be RFC 3339 or seconds since the epoch"
@@ -248,11 +258,11 @@ def create_app(settings: AlertSinkSettings) -> Starlette:
         return JSONResponse(Accepted(received=len(records)).model_dump())
 
     async def alerts(request: Request) -> Response:
-        state = request.query_params.get("state") or None
+        state = request.query_params.get("state")
         if state not in (None, "firing", "resolved"):
             raise ProblemError(400, "Invalid state", "state must be firing or resolved")
         found = store.query(
-            request.query_params.get("name") or None, state, parse_since(request.query_params.get("since"))
+            request.query_params.get("name"), state, parse_since(request.query_params.get("since"))
         )
         return JSONResponse(AlertHistory(alerts=found).model_dump(mode="json"))
 

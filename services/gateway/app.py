@@ -8,6 +8,7 @@ its own retries safe too (the order id is derived from it).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,14 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common.app import ReadinessCheck, service_app
 from services.common.client import DependencyClient, DependencyUnavailableError
 from services.common.faults import FaultState
-from services.common.openapi import Operation, openapi_document
+from services.common.openapi import UUID_PARAMETER, Link, Operation, openapi_document, routes
 from services.common.problems import ProblemError, problem_response
-from services.common.request_body import read_model
+from services.common.request_body import JsonInt, read_model
 from services.common.settings import ServiceSettings
 from services.inventory.app import PRODUCT_ID_PATTERN, Product, ProductList, Reservation, ReservationRequest
 from services.orders.app import Order, OrderRequest
@@ -44,13 +44,17 @@ class GatewaySettings(ServiceSettings):
     dependency_retries: int = Field(default=2, ge=0, le=5)
 
 
+EMAIL_PATTERN = r"^[!-?A-~]+@[!-?A-~]+\.[!-?A-~]+$"  # "@" (0x40) is the one printable left out
+
+
 class PlaceOrder(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     product_id: str = Field(pattern=PRODUCT_ID_PATTERN)
-    quantity: int = Field(gt=0, le=100)
+    quantity: JsonInt = Field(gt=0, le=100)
     # Accepted and logged (redacted) to prove sensitive data never reaches the logs in clear.
-    customer_email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # Printable ASCII: `\s` is not the same set in ECMA (the schema) and Rust (pydantic) regexes.
+    customer_email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
 
 
 class OrderAccepted(BaseModel):
@@ -61,16 +65,35 @@ class OrderAccepted(BaseModel):
 
 
 OPERATIONS = (
-    Operation("GET", "/catalog", "Browse the catalog", {200: ProductList, 503: None}),
-    Operation("GET", "/catalog/{product_id}", "One product", {200: Product, 404: None, 503: None}),
+    Operation(
+        "GET",
+        "/catalog",
+        "Browse the catalog",
+        {200: ProductList, 503: None},
+        links={200: [Link("GET /catalog/{product_id}", {"product_id": "$response.body#/products/0/id"})]},
+    ),
+    Operation(
+        "GET",
+        "/catalog/{product_id}",
+        "One product (an id outside the pattern is unknown: 404)",
+        {200: Product, 404: None, 503: None},
+        path_schemas={"product_id": {"type": "string", "pattern": PRODUCT_ID_PATTERN}},
+    ),
     Operation(
         "POST",
         "/orders",
         "Place an order",
         {202: OrderAccepted, 400: None, 404: None, 409: None, 413: None, 422: None, 503: None},
         request=PlaceOrder,
+        links={202: [Link("GET /orders/{order_id}", {"order_id": "$response.body#/order_id"})]},
     ),
-    Operation("GET", "/orders/{order_id}", "An order's status", {200: Order, 404: None, 503: None}),
+    Operation(
+        "GET",
+        "/orders/{order_id}",
+        "An order's status",
+        {200: Order, 404: None, 422: None, 503: None},
+        path_schemas={"order_id": UUID_PARAMETER},
+    ),
 )
 
 
@@ -104,7 +127,11 @@ class Gateway:
         return JSONResponse(_expect(answer, ProductList).model_dump())
 
     async def product(self, request: Request) -> Response:
-        answer = await self.inventory.request("GET", f"/products/{request.path_params['product_id']}")
+        product_id = request.path_params["product_id"]
+        if not re.fullmatch(PRODUCT_ID_PATTERN, product_id):
+            # Never forwarded: such an id cannot exist, and would not be a safe path segment upstream.
+            raise ProblemError(404, "Unknown product", f"no product {product_id!r}")
+        answer = await self.inventory.request("GET", f"/products/{product_id}")
         return JSONResponse(_expect(answer, Product).model_dump())
 
     async def place_order(self, request: Request) -> Response:
@@ -212,14 +239,19 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
         return {"inventory": inventory, "orders": orders}
 
-    routes = [
-        Route("/catalog", gateway.catalog, methods=["GET"]),
-        Route("/catalog/{product_id}", gateway.product, methods=["GET"]),
-        Route("/orders", gateway.place_order, methods=["POST"]),
-        Route("/orders/{order_id}", gateway.order_status, methods=["GET"]),
-    ]
+    handlers = {
+        "GET /catalog": gateway.catalog,
+        "GET /catalog/{product_id}": gateway.product,
+        "POST /orders": gateway.place_order,
+        "GET /orders/{order_id}": gateway.order_status,
+    }
     app = service_app(
-        settings, routes, openapi=openapi(), lifespan=lifespan, readiness=readiness, faults=faults
+        settings,
+        routes(OPERATIONS, handlers),
+        openapi=openapi(),
+        lifespan=lifespan,
+        readiness=readiness,
+        faults=faults,
     )
     app.add_exception_handler(DependencyUnavailableError, dependency_unavailable)
     return app

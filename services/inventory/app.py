@@ -12,13 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, PostgresDsn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common.app import ReadinessCheck, service_app
 from services.common.db import open_pool
-from services.common.openapi import Operation, openapi_document
+from services.common.openapi import UUID_PARAMETER, Link, Operation, openapi_document, routes
 from services.common.problems import ProblemError
-from services.common.request_body import read_model
+from services.common.request_body import JsonInt, read_model
 from services.common.settings import ServiceSettings
 
 VERSION = "1.0.0"
@@ -72,10 +71,10 @@ class ProductList(BaseModel):
 
 
 class ReservationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     product_id: str = Field(pattern=PRODUCT_ID_PATTERN)
-    quantity: int = Field(gt=0, le=1000)
+    quantity: JsonInt = Field(gt=0, le=1000)
 
 
 class Reservation(BaseModel):
@@ -85,17 +84,38 @@ class Reservation(BaseModel):
     amount_cents: int
 
 
+_RELEASE = Link("DELETE /reservations/{order_id}", {"order_id": "$request.path.order_id"})
 OPERATIONS = (
-    Operation("GET", "/products", "List the catalog", {200: ProductList}),
-    Operation("GET", "/products/{product_id}", "One product", {200: Product, 404: None}),
+    Operation(
+        "GET",
+        "/products",
+        "List the catalog",
+        {200: ProductList},
+        links={200: [Link("GET /products/{product_id}", {"product_id": "$response.body#/products/0/id"})]},
+    ),
+    Operation(
+        "GET",
+        "/products/{product_id}",
+        "One product (an id outside the pattern is unknown: 404)",
+        {200: Product, 404: None},
+        path_schemas={"product_id": {"type": "string", "pattern": PRODUCT_ID_PATTERN}},
+    ),
     Operation(
         "PUT",
         "/reservations/{order_id}",
         "Reserve stock for an order (idempotent)",
         {200: Reservation, 201: Reservation, 404: None, 409: None, 422: None},
         request=ReservationRequest,
+        path_schemas={"order_id": UUID_PARAMETER},
+        links={200: [_RELEASE], 201: [_RELEASE]},
     ),
-    Operation("DELETE", "/reservations/{order_id}", "Release a reservation (idempotent)", {204: None}),
+    Operation(
+        "DELETE",
+        "/reservations/{order_id}",
+        "Release a reservation (idempotent)",
+        {204: None, 422: None},
+        path_schemas={"order_id": UUID_PARAMETER},
+    ),
 )
 
 
@@ -193,10 +213,12 @@ def create_app(settings: InventorySettings) -> Starlette:
 
         return {"postgresql": database}
 
-    routes = [
-        Route("/products", list_products, methods=["GET"]),
-        Route("/products/{product_id}", get_product, methods=["GET"]),
-        Route("/reservations/{order_id}", reserve, methods=["PUT"]),
-        Route("/reservations/{order_id}", release, methods=["DELETE"]),
-    ]
-    return service_app(settings, routes, openapi=openapi(), lifespan=lifespan, readiness=readiness)
+    handlers = {
+        "GET /products": list_products,
+        "GET /products/{product_id}": get_product,
+        "PUT /reservations/{order_id}": reserve,
+        "DELETE /reservations/{order_id}": release,
+    }
+    return service_app(
+        settings, routes(OPERATIONS, handlers), openapi=openapi(), lifespan=lifespan, readiness=readiness
+    )

@@ -21,16 +21,15 @@ from pydantic import AmqpDsn, BaseModel, ConfigDict, Field, PostgresDsn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common import messages, metrics, tracing
 from services.common.amqp import Broker
 from services.common.app import ReadinessCheck, service_app
 from services.common.db import open_pool
 from services.common.messages import MessageModel, OrderPlacedV1, PaymentCompletedV1, PaymentFailedV1
-from services.common.openapi import Operation, openapi_document
+from services.common.openapi import UUID_PARAMETER, Link, Operation, openapi_document, routes
 from services.common.problems import ProblemError
-from services.common.request_body import read_model
+from services.common.request_body import JsonInt, read_model
 from services.common.settings import ServiceSettings
 
 VERSION = "1.0.0"
@@ -65,11 +64,11 @@ class OrdersSettings(ServiceSettings):
 
 
 class OrderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     product_id: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(gt=0, le=1000)
-    amount_cents: int = Field(ge=0)
+    quantity: JsonInt = Field(gt=0, le=1000)
+    amount_cents: JsonInt = Field(ge=0)
 
 
 class Order(BaseModel):
@@ -83,6 +82,7 @@ class Order(BaseModel):
     updated_at: datetime
 
 
+_READ_BACK = Link("GET /orders/{order_id}", {"order_id": "$response.body#/order_id"})
 OPERATIONS = (
     Operation(
         "PUT",
@@ -90,8 +90,16 @@ OPERATIONS = (
         "Store an order and publish order.placed (idempotent)",
         {200: Order, 201: Order, 409: None, 422: None},
         request=OrderRequest,
+        path_schemas={"order_id": UUID_PARAMETER},
+        links={200: [_READ_BACK], 201: [_READ_BACK]},
     ),
-    Operation("GET", "/orders/{order_id}", "An order and its status", {200: Order, 404: None}),
+    Operation(
+        "GET",
+        "/orders/{order_id}",
+        "An order and its status",
+        {200: Order, 404: None, 422: None},
+        path_schemas={"order_id": UUID_PARAMETER},
+    ),
 )
 
 _ORDER_COLUMNS = (
@@ -260,8 +268,7 @@ def create_app(settings: OrdersSettings) -> Starlette:
 
         return {"postgresql": database, "rabbitmq": rabbitmq}
 
-    routes = [
-        Route("/orders/{order_id}", service.put_order, methods=["PUT"]),
-        Route("/orders/{order_id}", service.get_order, methods=["GET"]),
-    ]
-    return service_app(settings, routes, openapi=openapi(), lifespan=lifespan, readiness=readiness)
+    handlers = {"PUT /orders/{order_id}": service.put_order, "GET /orders/{order_id}": service.get_order}
+    return service_app(
+        settings, routes(OPERATIONS, handlers), openapi=openapi(), lifespan=lifespan, readiness=readiness
+    )

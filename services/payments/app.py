@@ -22,7 +22,6 @@ from pydantic import AmqpDsn, BaseModel, Field, PostgresDsn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common import messages, metrics
 from services.common.amqp import Broker
@@ -30,7 +29,7 @@ from services.common.app import ReadinessCheck, service_app
 from services.common.db import open_pool
 from services.common.faults import FaultState
 from services.common.messages import MessageModel, OrderPlacedV1, PaymentCompletedV1, PaymentFailedV1
-from services.common.openapi import Operation, openapi_document
+from services.common.openapi import UUID_PARAMETER, Operation, openapi_document, routes
 from services.common.problems import ProblemError
 from services.common.settings import ServiceSettings
 
@@ -69,7 +68,15 @@ class Payment(BaseModel):
     created_at: datetime
 
 
-OPERATIONS = (Operation("GET", "/payments/{order_id}", "The payment of an order", {200: Payment, 404: None}),)
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/payments/{order_id}",
+        "The payment of an order",
+        {200: Payment, 404: None, 422: None},
+        path_schemas={"order_id": UUID_PARAMETER},
+    ),
+)
 
 
 def openapi() -> dict[str, Any]:
@@ -197,7 +204,11 @@ def create_app(settings: PaymentsSettings) -> Starlette:
 
         return {"postgresql": database, "rabbitmq": rabbitmq}
 
-    routes = [Route("/payments/{order_id}", service.get_payment, methods=["GET"])]
     return service_app(
-        settings, routes, openapi=openapi(), lifespan=lifespan, readiness=readiness, faults=faults
+        settings,
+        routes(OPERATIONS, {"GET /payments/{order_id}": service.get_payment}),
+        openapi=openapi(),
+        lifespan=lifespan,
+        readiness=readiness,
+        faults=faults,
     )
