@@ -112,6 +112,7 @@ OPERATIONS = (
         "Alertmanager webhook receiver (payload version 4)",
         {200: Accepted, 400: None, 401: None, 413: None, 422: None},
         request=WebhookPayload,
+        basic_auth=True,
     ),
     Operation(
         "GET",

@@ -60,6 +60,8 @@ class Operation:
     path_schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     # Status -> links from that answer to other operations (followed by the stateful contract run).
     links: Mapping[int, Sequence[Link]] = field(default_factory=dict)
+    # HTTP basic auth required (401 without it).
+    basic_auth: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -96,11 +98,14 @@ def openapi_document(title: str, version: str, operations: Sequence[Operation]) 
     paths: dict[str, dict[str, Any]] = {}
     for operation in all_operations:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation)
+    components: dict[str, Any] = {"schemas": schemas.get("$defs", {})}
+    if any(operation.basic_auth for operation in all_operations):
+        components["securitySchemes"] = {"basic": {"type": "http", "scheme": "basic"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {})},
+        "components": components,
     }
 
 
@@ -116,6 +121,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
     }
     if operation.tags:
         result["tags"] = list(operation.tags)
+    if operation.basic_auth:
+        result["security"] = [{"basic": []}]
     query = (
         operation.query
         if isinstance(operation.query, Mapping)
