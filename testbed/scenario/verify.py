@@ -167,7 +167,9 @@ def check_logs(record: RunRecord, assertion: LogAssertion) -> list[AssertionResu
             passed=worst <= assertion.max_lag_s,
             expected=f"≤ {assertion.max_lag_s:g} s",
             observed=f"{worst:.1f} s" if lags else "no logs found",
-            detail=f"worst of {len(lags)} requests (request start → first seen in a search)",
+            detail=f"worst of {len(lags)} requests (request start → first seen in a search, polled every"
+            f" 0.5 s)"
+            + (f"; p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s" if lags else ""),
         )
     )
     return results
