@@ -62,13 +62,17 @@ def logs_search_command(
 
 def bench_logs_command(
     duration_s: Annotated[float, typer.Option("--duration", help="Seconds per rate step.")] = 20.0,
+    events: Annotated[
+        int, typer.Option("--events", min=1000, help="Events per throughput run (ceiling and pipeline).")
+    ] = 200_000,
 ) -> None:
-    """Measure the native log pipeline (latency at 500 and 2,000 events/s, max rate, backlog drain)."""
+    """Measure the native log pipeline (latency at 500 and 2,000 events/s, throughput as a ratio of the
+    node's own ceiling, backlog drain)."""
     from testbed.logs import bench
 
     ctx = RenderContext.native()
     try:
-        report = bench.run(ctx, step_duration_s=duration_s, progress=out.print)
+        report = bench.run(ctx, step_duration_s=duration_s, max_rate_events=events, progress=out.print)
     except bench.BenchError as exc:
         raise _fail(str(exc), 1) from None
     out.print(report.markdown())
