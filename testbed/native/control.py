@@ -264,6 +264,16 @@ class NativeStack:
                     digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()
 
+    def _render(self, component: Component) -> tuple[str, bool]:
+        """Render one component's config: (its name, whether its rendered files changed)."""
+        assert component.render is not None
+        before = self.config_fingerprint(component.name)
+        try:
+            component.render(self.ctx)
+        except Exception as exc:
+            raise StackError(f"rendering the config of {component.name} failed: {exc}") from exc
+        return component.name, self.config_fingerprint(component.name) != before
+
     def prepare(self) -> set[str]:
         """Directories, PKI, every component's config and supervisord.conf (idempotent).
 
@@ -288,16 +298,12 @@ class NativeStack:
         sv.supervisor_dir(ctx).chmod(0o700)
         pki.ensure_pki(ctx.pki_dir)
         configs.render_client_http_configs(ctx)
-        changed: set[str] = set()
-        for component in self.components:
-            if component.render is not None:
-                before = self.config_fingerprint(component.name)
-                try:
-                    component.render(ctx)
-                except Exception as exc:
-                    raise StackError(f"rendering the config of {component.name} failed: {exc}") from exc
-                if self.config_fingerprint(component.name) != before:
-                    changed.add(component.name)
+        # Renders are independent of each other and some are slow on a fresh state dir (Elasticsearch's
+        # keystore tool is a JVM, initdb): run them side by side, so the first start waits for the
+        # slowest one only.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outcomes = list(pool.map(self._render, [c for c in self.components if c.render is not None]))
+        changed = {name for name, was_changed in outcomes if was_changed}
         conf = sv.render_conf(ctx, self.components, setup.stack_user())
         sv.conf_path(ctx).write_text(conf)
         sv.conf_path(ctx).chmod(0o600)

@@ -7,6 +7,7 @@ verified against the SHA-256 pinned in ``stack/versions.yaml`` and unpacked outs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -97,7 +98,9 @@ def chown_to_stack_user(*paths: Path) -> None:
         os.chown(top, entry.pw_uid, entry.pw_gid)
         for root, dirs, files in os.walk(top):
             for name in dirs + files:
-                os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+                # Renders run in parallel: a temporary file may be renamed away under the walk.
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
 def _blocked_ancestors(path: Path) -> list[Path]:
