@@ -135,6 +135,10 @@ def last_run_file(log_dir: Path) -> Path:
     return log_dir / "last-run.json"
 
 
+def scheduler_pid_file(log_dir: Path) -> Path:
+    return log_dir / "scheduler.pid"
+
+
 @dataclass
 class CuratorPass:
     ok: bool
@@ -214,6 +218,8 @@ class _ListHandler(logging.Handler):
 
 def schedule(config_dir: Path, log_dir: Path, every_s: float) -> None:
     """Run Curator now and then every ``every_s`` seconds (the native component's process)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    scheduler_pid_file(log_dir).write_text(f"{os.getpid()}\n")
     while True:
         result = run_curator(config_dir, log_dir)
         outcome = "ok" if result.ok else "FAILED"
@@ -229,8 +235,15 @@ def component(ctx: RenderContext) -> Component:
     return Component(
         name="curator",
         command=command,
-        # Healthy once a pass has been recorded (its outcome is in last-run.json and the output log).
-        health=HealthCheck("command", f"test -s {last_run_file(log_dir)}", timeout_s=120),
+        # Healthy once the scheduler runs (a pid file a killed instance left must not pass for a live one).
+        # Not "a pass is recorded": a first pass on a fresh cluster takes seconds (Curator's import, a
+        # snapshot) that nothing else waits for, and last-run.json outlives the process anyway. Each pass's
+        # outcome is in last-run.json and the output log.
+        health=HealthCheck(
+            "command",
+            f'test -s {scheduler_pid_file(log_dir)} && kill -0 "$(cat {scheduler_pid_file(log_dir)})"',
+            timeout_s=120,
+        ),
         depends_on=("elasticsearch",),
         group="jobs",
         render=render_curator,
