@@ -28,6 +28,9 @@ from testbed.settings import STACK_DIR
 BLACKBOX_FILE = STACK_DIR / "blackbox" / "blackbox.yml"
 COMPOSE_PROMETHEUS_DIR = STACK_DIR / "prometheus" / "compose"
 COMPOSE_ALERTMANAGER_DIR = STACK_DIR / "alertmanager" / "compose"
+# Native Prometheus is built without its npm-built web UI and serves its index page from
+# ./web/ui/static/mantine-ui under its working directory (the config dir): this page says why.
+UI_ABSENT_PAGE = STACK_DIR / "prometheus" / "ui-absent.html"
 
 # Compose: the containers see the stack's state layout under this mount (config/, pki/, data/).
 COMPOSE_STATE_DIR = Path("/testbed")
@@ -92,6 +95,8 @@ def render_prometheus(ctx: RenderContext) -> None:
     for name, content in rule_files().items():
         _write(directory / "rules" / name, content, ctx)
     render_secret_files(ctx, ctx.secrets)
+    index = directory / "web" / "ui" / "static" / "mantine-ui" / "index.html"
+    _write(index, UI_ABSENT_PAGE.read_text(), ctx, mode=0o644)
 
 
 def render_alertmanager(ctx: RenderContext) -> None:

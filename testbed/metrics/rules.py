@@ -344,7 +344,11 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
         ),
         alert(
             "RabbitMQDeadLetterGrowth",
-            f'delta(rabbitmq_queue_messages{{queue=~"{dlq}"}}[{window}]) > 0',
+            # The exact difference between now and one window ago, not delta(): delta() extrapolates
+            # to the window's edges, so a count that grew by 1 reads 1.09 when the window holds one
+            # sample less (Prometheus 3's left-open ranges) and depends on scrape alignment.
+            f'(rabbitmq_queue_messages{{queue=~"{dlq}"}} - rabbitmq_queue_messages{{queue=~"{dlq}"}} '
+            f"offset {window}) > 0",
             for_=policy.for_duration("dead_letter"),
             severity=Severity.WARNING,
             labels={"service": "rabbitmq"},

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import psutil
 
 from testbed.context import RenderContext
-from testbed.native import configs, health, pki, setup
+from testbed.native import builds, configs, health, pki, setup
 from testbed.native import stack as stack_definition
 from testbed.native import supervisor as sv
 from testbed.native.component import Component
@@ -622,6 +622,8 @@ class NativeStack:
             "TESTBED_ALERTMANAGER_URL": f"https://{ctx.address('alertmanager')}",
             "TESTBED_ALERTMANAGER_USER": "testbed",
             "TESTBED_ALERTMANAGER_PASSWORD": secrets.alertmanager_password,
+            # promtool, amtool and the rest at the compose versions: export PATH="$TESTBED_BIN_DIR:$PATH".
+            "TESTBED_BIN_DIR": str(builds.bin_dir()),
             # http_config files (basic auth + CA) for amtool --http.config.file and similar clients.
             "TESTBED_PROMETHEUS_HTTP_CONFIG": str(configs.client_http_config(ctx, "prometheus")),
             "TESTBED_ALERTMANAGER_HTTP_CONFIG": str(configs.client_http_config(ctx, "alertmanager")),

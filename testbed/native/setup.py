@@ -1,8 +1,9 @@
 """`testbed setup`: make this machine able to run the native stack. Idempotent.
 
 Debian packages (their system services kept from starting: the stack runs private instances), the
-unprivileged ``testbed`` user, a JDK >= 21 and the Elasticsearch integ-test-zip from Maven Central,
-verified against the SHA-256 pinned in ``stack/versions.yaml`` and unpacked outside the work tree.
+unprivileged ``testbed`` user, a JDK >= 21, the Elasticsearch integ-test-zip from Maven Central,
+verified against the SHA-256 pinned in ``stack/versions.yaml`` and unpacked outside the work tree, and
+Prometheus, Alertmanager and the Go exporters built at the compose versions (testbed/native/builds.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from testbed import settings
+from testbed.native import builds
 
 STACK_USER = "testbed"
 JVM_ROOT = Path("/usr/lib/jvm")
@@ -367,3 +369,8 @@ def run_setup(progress: Progress = _quiet) -> None:
     progress(f"Java: {home}")
     es_home = install_elasticsearch(progress)
     progress(f"Elasticsearch: {es_home}")
+    try:
+        built = builds.ensure_all(progress)
+    except builds.BuildError as exc:
+        raise SetupError(str(exc)) from None
+    progress(f"Prometheus, Alertmanager, exporters: {builds.go_root()} ({', '.join(built)})")

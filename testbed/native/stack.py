@@ -13,10 +13,11 @@ from testbed.logs import retention as logs_retention
 from testbed.logs import rsyslog as logs_rsyslog
 from testbed.metrics import render as metrics_render
 from testbed.metrics.scrape import retention_flags
-from testbed.native import configs, setup
+from testbed.native import builds, configs, setup
 from testbed.native.component import Component, HealthCheck
 
-INFRA_BIN = "/usr/bin"
+# Prometheus, Alertmanager and the exporters are built at the compose versions (testbed/native/builds.py).
+GO_BUILT = builds.path
 
 
 def _url(ctx: RenderContext, name: str, scheme: str = "http", path: str = "") -> str:
@@ -49,7 +50,7 @@ def prometheus(ctx: RenderContext) -> Component:
     return Component(
         name="prometheus",
         command=[
-            f"{INFRA_BIN}/prometheus",
+            str(GO_BUILT("prometheus")),
             f"--config.file={conf / 'prometheus.yml'}",
             f"--web.config.file={conf / 'web.yml'}",
             f"--storage.tsdb.path={ctx.data_dir / 'prometheus'}",
@@ -65,6 +66,9 @@ def prometheus(ctx: RenderContext) -> Component:
             _url(ctx, "prometheus", "https", "/-/ready"),
             auth=("testbed", ctx.secrets.prometheus_password),
         ),
+        # Its web UI's assets are looked up under ./web/ui/static (a build without builtinassets):
+        # the rendered config dir holds the page that says why the UI is absent (metrics render).
+        directory=str(conf),
         url=_url(ctx, "prometheus", "https"),
         render=metrics_render.render_prometheus,
     )
@@ -75,7 +79,7 @@ def alertmanager(ctx: RenderContext) -> Component:
     return Component(
         name="alertmanager",
         command=[
-            f"{INFRA_BIN}/prometheus-alertmanager",
+            str(GO_BUILT("alertmanager")),
             f"--config.file={conf / 'alertmanager.yml'}",
             f"--web.config.file={conf / 'web.yml'}",
             f"--storage.path={ctx.data_dir / 'alertmanager'}",
@@ -98,9 +102,8 @@ def node_exporter(ctx: RenderContext) -> Component:
     return Component(
         name="node_exporter",
         command=[
-            f"{INFRA_BIN}/prometheus-node-exporter",
+            str(GO_BUILT("node_exporter")),
             f"--web.listen-address={ctx.address('node_exporter')}",
-            "--no-collector.systemd",  # Debian enables it; there may be no systemd/dbus to ask
         ],
         port_names=("node_exporter",),
         health=HealthCheck("http", _url(ctx, "node_exporter", path="/metrics")),
@@ -116,7 +119,7 @@ def postgres_exporter(ctx: RenderContext) -> Component:
     return Component(
         name="postgres_exporter",
         command=[
-            f"{INFRA_BIN}/prometheus-postgres-exporter",
+            str(GO_BUILT("postgres_exporter")),
             f"--web.listen-address={ctx.address('postgres_exporter')}",
         ],
         port_names=("postgres_exporter",),
@@ -132,7 +135,7 @@ def elasticsearch_exporter(ctx: RenderContext) -> Component:
     return Component(
         name="elasticsearch_exporter",
         command=[
-            f"{INFRA_BIN}/prometheus-elasticsearch-exporter",
+            str(GO_BUILT("elasticsearch_exporter")),
             f"--web.listen-address={ctx.address('elasticsearch_exporter')}",
             f"--es.uri=https://{ctx.address('elasticsearch')}",
             f"--es.ca={ctx.ca_cert}",
@@ -152,7 +155,7 @@ def blackbox_exporter(ctx: RenderContext) -> Component:
     return Component(
         name="blackbox_exporter",
         command=[
-            f"{INFRA_BIN}/prometheus-blackbox-exporter",
+            str(GO_BUILT("blackbox_exporter")),
             f"--config.file={ctx.config_dir / 'blackbox_exporter' / 'blackbox.yml'}",
             f"--web.listen-address={ctx.address('blackbox_exporter')}",
         ],

@@ -84,9 +84,7 @@ def test_dev_shell_has_the_tools_the_issue_lists() -> None:
         "python312",
         "uv",
         "jdk21_headless",
-        "prometheus",
-        "prometheus-alertmanager",
-        "prometheus-node-exporter",
+        "go",  # builds Prometheus, Alertmanager and the exporters at the compose versions
         "grafana",
         "postgresql_15",
         "rabbitmq-server",

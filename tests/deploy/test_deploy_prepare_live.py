@@ -1,4 +1,4 @@
-"""What `prepare` makes, served by real Prometheus and Alertmanager processes (Debian's builds).
+"""What `prepare` makes, served by real Prometheus and Alertmanager processes (compose versions).
 
 The compose containers' health checks authenticate with prepare's client configs against prepare's
 web.yml over prepare's TLS certificates; here the same files drive short-lived local processes on free
@@ -7,7 +7,6 @@ loopback ports, and Alertmanager is probed with the very amtool command its comp
 
 from __future__ import annotations
 
-import shutil
 import socket
 import ssl
 import subprocess
@@ -24,13 +23,18 @@ from testbed.deploy import setup
 from testbed.deploy.envfile import render_env
 from testbed.deploy.runtime import compose_context
 from testbed.deploy.validate import load_compose
+from testbed.native import builds
 
-BINARIES = {
-    name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager", "amtool", "promtool")
-}
-pytestmark = pytest.mark.skipif(
-    not all(BINARIES.values()), reason="prometheus/alertmanager binaries missing: run `testbed setup`"
-)
+# The compose versions, as `testbed setup` builds them.
+BINARIES = {name: builds.path(name) for name in ("prometheus", "alertmanager", "amtool", "promtool")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _binaries_built() -> None:
+    """A failure, not a skip: `make test` runs the set-up that builds them."""
+    missing = [name for name, path in BINARIES.items() if not path.is_file()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not built: run `testbed setup`")
 
 
 def _free_port() -> int:
@@ -91,7 +95,7 @@ def alertmanager(prepared: tuple[dict[str, str], Path]) -> Iterator[int]:
     config.write_text("route: {receiver: none}\nreceivers: [{name: none}]\n")
     port = _free_port()
     command = [
-        str(BINARIES["prometheus-alertmanager"]),
+        str(BINARIES["alertmanager"]),
         f"--config.file={config}",
         f"--web.config.file={state / 'config/alertmanager/web.yml'}",
         f"--web.listen-address=127.0.0.1:{port}",

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from testbed import settings
 from testbed.context import RenderContext
+from testbed.native import builds
 from testbed.native.pki import ensure_pki
 from testbed.secrets import load_or_create
 
 
 def _require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: run `testbed setup` (Debian package of the metrics stack)")
-    return path
+    """The compose version of ``name``, as `testbed setup` builds it (never a distribution's older one)."""
+    try:
+        return str(builds.binary(name))
+    except builds.BuildError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
