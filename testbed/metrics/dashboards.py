@@ -8,13 +8,18 @@ variables: every query runs as written, which lets a test execute each against t
 
 from __future__ import annotations
 
+import enum
 import json
+import types
+import typing
+import zlib
 from pathlib import Path
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import elasticsearch, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as dashboard_model
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 from testbed.metrics.policy import Policy, SloSpec, load_policy, load_slos
@@ -83,7 +88,8 @@ def service_overview(policy: Policy) -> dash.Dashboard:
             )
         )
         .with_panel(single_stat("Instances up", "none", 'sum(up{tier="service"})'))
-        .with_panel(single_stat("Alerts firing", "none", 'count(ALERTS{alertstate="firing"}) or vector(0)'))
+        # Alertmanager's own gauge exists with zero alerts: no `or vector(0)` that would hide a missing metric.
+        .with_panel(single_stat("Alerts firing", "none", 'sum(alertmanager_alerts{state="active"})'))
         .with_row(dash.Row("Rate, errors, duration"))
         .with_panel(graph("Requests/s", "reqps", query(names["requests"], "{{service}}")))
         .with_panel(graph("5xx ratio", "percentunit", query(names["error_ratio"], "{{service}}")))
@@ -225,7 +231,9 @@ def slo_dashboard(policy: Policy, spec: SloSpec) -> dash.Dashboard:
         single_stat(
             "SLO alerts firing",
             "none",
-            'count(ALERTS{alertname=~"SLOBurnRate.*",alertstate="firing"}) or vector(0)',
+            # ALERTS has no series while nothing fires: zero then, but only while the SLO recordings exist
+            # (a bare `or vector(0)` would read any missing metric as "no alert").
+            'count(ALERTS{alertname=~"SLOBurnRate.*",alertstate="firing"}) or on() (0 * count(slo:objective:ratio))',
         )
     )
     for slo in spec.slos:
@@ -268,7 +276,8 @@ def log_pipeline(policy: Policy) -> dash.Dashboard:
                 "ops",
                 query(f"sum(rate(http_requests_total{{{USER_TRAFFIC}}}[{window}]))", "requests/s"),
                 query(
-                    f"sum(rate(elasticsearch_indices_docs_primary{{{LOG_INDICES}}}[{window}]))", "log docs/s"
+                    f"sum(rate(elasticsearch_index_stats_indexing_index_total{{{LOG_INDICES}}}[{window}]))",
+                    "log docs/s",
                 ),
                 description="They move together; LogPipelineStalled fires when logs stop.",
             )
@@ -332,8 +341,130 @@ def dashboards(policy: Policy | None = None, spec: SloSpec | None = None) -> dic
     result = {}
     for board in boards:
         built = board.build()
-        result[f"{built.uid}.json"] = json.dumps(built, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+        document = json.loads(json.dumps(built, cls=JSONEncoder))
+        layout(document["panels"])
+        result[f"{built.uid}.json"] = json.dumps(document, indent=2, sort_keys=True) + "\n"
     return result
+
+
+GRID_COLUMNS = 24
+
+
+def panel_id(row: str, title: str) -> int:
+    """Stable across insertions (links like ?viewPanel=<id> keep working): derived from row and title."""
+    return zlib.crc32(f"{row}/{title}".encode()) % 1_000_000 + 1
+
+
+def layout(panels: list[dict[str, Any]]) -> None:
+    """Ids and positions as Grafana loads them: rows full width, panels wrapped inside 24 columns.
+
+    (The SDK's builder places panels left to right without wrapping: three landed at x=18 w=12.)
+    """
+    x = y = line_height = 0
+    row = ""
+    seen: dict[int, str] = {}
+    for panel in panels:
+        if panel["type"] == "row":
+            row = panel["title"]
+        identifier = panel_id(row if panel["type"] != "row" else "", panel["title"])
+        if identifier in seen:
+            raise ValueError(f"panel id clash: {panel['title']!r} and {seen[identifier]!r}: rename one")
+        seen[identifier] = panel["title"]
+        panel["id"] = identifier
+        width, height = panel["gridPos"]["w"], panel["gridPos"]["h"]
+        if panel["type"] == "row" or x + width > GRID_COLUMNS:
+            y, x, line_height = y + line_height, 0, 0
+        if panel["type"] == "row":
+            panel["gridPos"] = {"x": 0, "y": y, "w": GRID_COLUMNS, "h": 1}
+            y += 1
+            continue
+        panel["gridPos"] = {"x": x, "y": y, "w": width, "h": height}
+        x += width
+        line_height = max(line_height, height)
+
+
+def _type_problems(value: Any, hint: Any, path: str) -> list[str]:
+    if hint is Any or value is None:
+        return []
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        results = [_type_problems(value, option, path) for option in options]
+        return [] if any(not r for r in results) else results[0]
+    if origin is typing.Literal:
+        return (
+            []
+            if value in typing.get_args(hint)
+            else [f"{path}: {value!r} not one of {typing.get_args(hint)}"]
+        )
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {type(value).__name__}"]
+        (item,) = typing.get_args(hint) or (Any,)
+        return [p for index, v in enumerate(value) for p in _type_problems(v, item, f"{path}[{index}]")]
+    if origin is dict:
+        return [] if isinstance(value, dict) else [f"{path}: expected an object"]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        allowed = [member.value for member in hint]
+        ok = isinstance(value, hint) or value in allowed
+        return [] if ok else [f"{path}: {value!r} not one of {allowed}"]
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: expected a number, got {value!r}"]
+    if hint in (int, str, bool):
+        ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+        return [] if ok else [f"{path}: expected {hint.__name__}, got {value!r}"]
+    if isinstance(hint, type) and hint.__module__.startswith("grafana_foundation_sdk.models"):
+        if not isinstance(value, hint):
+            return [f"{path}: expected {hint.__name__}, got {type(value).__name__}"]
+        hints = typing.get_type_hints(hint)
+        return [
+            p
+            for name, h in hints.items()
+            for p in _type_problems(getattr(value, name, None), h, f"{path}.{name}")
+        ]
+    return []  # datasource-specific query variants: their own models, not the dashboard schema
+
+
+def _unknown_keys(original: Any, decoded: Any, path: str = "") -> list[str]:
+    if isinstance(original, dict) and isinstance(decoded, dict):
+        dropped = [
+            f"{path}/{key}: not in Grafana's dashboard schema" for key in original if key not in decoded
+        ]
+        return dropped + [
+            p
+            for key in original
+            if key in decoded
+            for p in _unknown_keys(original[key], decoded[key], f"{path}/{key}")
+        ]
+    if isinstance(original, list) and isinstance(decoded, list):
+        return [
+            p
+            for index, (a, b) in enumerate(zip(original, decoded))
+            for p in _unknown_keys(a, b, f"{path}[{index}]")
+        ]
+    return []
+
+
+def schema_problems(document: dict[str, Any]) -> list[str]:
+    """The dashboard JSON checked against the SDK's typed dashboard model (Grafana's schema, generated by
+    cog): every key known, every value of its declared type, and what Grafana needs to lay panels out:
+    unique ids, every panel inside the 24-column grid."""
+    decoded = dashboard_model.Dashboard.from_json(document)
+    problems = _unknown_keys(document, json.loads(json.dumps(decoded, cls=JSONEncoder)))
+    problems += _type_problems(decoded, dashboard_model.Dashboard, "dashboard")
+    ids = [panel.get("id") for panel in document.get("panels", [])]
+    if None in ids or len(set(ids)) != len(ids):
+        problems.append(f"panel ids missing or repeated: {ids}")
+    for panel in document.get("panels", []):
+        grid = panel.get("gridPos", {})
+        if not all(isinstance(grid.get(key), int) for key in "xywh"):
+            continue  # reported by the type check
+        if grid["x"] < 0 or grid["w"] < 1 or grid["x"] + grid["w"] > GRID_COLUMNS:
+            problems.append(
+                f"{panel['title']!r}: x={grid['x']} w={grid['w']} leaves the {GRID_COLUMNS}-column grid"
+            )
+    return problems
 
 
 def panel_queries(document: dict[str, Any]) -> list[tuple[str, str]]:
