@@ -84,8 +84,45 @@ def archive_group(app: typer.Typer) -> typer.Typer:
     return archive
 
 
+dashboards_app = typer.Typer(no_args_is_help=True, help="The Grafana dashboards, without Grafana.")
+
+
+@dashboards_app.callback()
+def dashboards_callback() -> None:
+    """The Grafana dashboards, without Grafana."""
+
+
+@dashboards_app.command("render")
+def dashboards_render_command(
+    since: Annotated[str, typer.Option("--since", help="Time range ending now: 15m, 1h, 90s.")] = "15m",
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "results/dashboards.html"
+    ),
+) -> None:
+    """Plot every committed dashboard's panels from the live Prometheus/Elasticsearch into one HTML page."""
+    import httpx
+
+    from testbed.metrics.dashboard_render import render
+    from testbed.metrics.policy import parse_duration
+
+    try:
+        seconds = parse_duration(since)
+    except ValueError:
+        typer.echo(f"error: --since {since!r} is not a duration: use e.g. 15m, 1h or 90s", err=True)
+        raise typer.Exit(2) from None
+    try:
+        rendered = render(RenderContext.native(), seconds, output)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: Prometheus unreachable ({exc}): is the stack up? (`testbed up`)", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {rendered.path}: {len(rendered.panels)} panels, {len(rendered.flagged)} without data")
+    for panel in rendered.flagged:
+        typer.echo(f"  no data: {panel.dashboard} / {panel.title}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(metrics_app, name="metrics")
+    app.add_typer(dashboards_app, name="dashboards")
     archive_group(app).command("metrics")(archive_metrics_command)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import types
 import typing
 import zlib
@@ -88,7 +89,7 @@ def service_overview(policy: Policy) -> dash.Dashboard:
             )
         )
         .with_panel(single_stat("Instances up", "none", 'sum(up{tier="service"})'))
-        # Alertmanager's own gauge exists with zero alerts: no `or vector(0)` that would hide a missing metric.
+        # Alertmanager's gauge exists with zero alerts: no `or vector(0)` hiding a missing metric.
         .with_panel(single_stat("Alerts firing", "none", 'sum(alertmanager_alerts{state="active"})'))
         .with_row(dash.Row("Rate, errors, duration"))
         .with_panel(graph("Requests/s", "reqps", query(names["requests"], "{{service}}")))
@@ -233,7 +234,8 @@ def slo_dashboard(policy: Policy, spec: SloSpec) -> dash.Dashboard:
             "none",
             # ALERTS has no series while nothing fires: zero then, but only while the SLO recordings exist
             # (a bare `or vector(0)` would read any missing metric as "no alert").
-            'count(ALERTS{alertname=~"SLOBurnRate.*",alertstate="firing"}) or on() (0 * count(slo:objective:ratio))',
+            'count(ALERTS{alertname=~"SLOBurnRate.*",alertstate="firing"})'
+            " or on() (0 * count(slo:objective:ratio))",
         )
     )
     for slo in spec.slos:
@@ -440,7 +442,7 @@ def _unknown_keys(original: Any, decoded: Any, path: str = "") -> list[str]:
     if isinstance(original, list) and isinstance(decoded, list):
         return [
             p
-            for index, (a, b) in enumerate(zip(original, decoded))
+            for index, (a, b) in enumerate(zip(original, decoded, strict=False))
             for p in _unknown_keys(a, b, f"{path}[{index}]")
         ]
     return []
@@ -475,6 +477,14 @@ def panel_queries(document: dict[str, Any]) -> list[tuple[str, str]]:
             if "expr" in target:
                 found.append((panel["title"], target["expr"]))
     return found
+
+
+_COUNTER_FUNCTION = re.compile(r"\b(rate|irate|increase)\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
+
+
+def counter_functions(expr: str) -> list[tuple[str, str]]:
+    """(function, metric) of every rate/irate/increase applied directly to a metric in ``expr``."""
+    return _COUNTER_FUNCTION.findall(expr)
 
 
 def write_dashboards(directory: Path = DASHBOARDS_DIR) -> list[Path]:

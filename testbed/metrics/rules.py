@@ -399,8 +399,8 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             "LogPipelineStalled",
             f"sum(rate({REQUESTS}{{{USER_TRAFFIC}}}[{pipeline_window}])) > {t.min_request_rate}\n"
             # A counter of indexing operations (docs_primary is a gauge: retention deletes lower it).
-            f'and on() (sum(increase(elasticsearch_index_stats_indexing_index_total{{index=~"logs-testbed-.*"}}'
-            f"[{pipeline_window}])) or vector(0)) == 0",
+            "and on() (sum(increase(elasticsearch_index_stats_indexing_index_total"
+            f'{{index=~"logs-testbed-.*"}}[{pipeline_window}])) or vector(0)) == 0',
             for_=policy.for_duration("log_pipeline_stalled"),
             severity=Severity.CRITICAL,
             labels={"service": "log-pipeline"},

@@ -12,7 +12,7 @@ import io
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -23,6 +23,9 @@ from junit_xml import TestCase, TestSuite, to_xml_report_string
 from testbed.scenario.record import AlertEvent, RunRecord
 from testbed.scenario.spec import Scenario
 from testbed.scenario.verify import AssertionResult, all_passed, percentile
+
+if TYPE_CHECKING:
+    from testbed.context import RenderContext
 
 BUCKET_S = 5.0
 
@@ -150,7 +153,13 @@ def junit_xml(scenario: Scenario, results: list[AssertionResult], wall_s: float)
     return to_xml_report_string([TestSuite(f"scenario.{scenario.name}", cases)])
 
 
-def html_report(scenario: Scenario, record: RunRecord, results: list[AssertionResult], wall_s: float) -> str:
+def html_report(
+    scenario: Scenario,
+    record: RunRecord,
+    results: list[AssertionResult],
+    wall_s: float,
+    dashboards_page: str | None = None,
+) -> str:
     verdict = "PASSED" if all_passed(results) else "FAILED"
     colour = "#1a7f37" if verdict == "PASSED" else "#cf222e"
     rows = "\n".join(
@@ -164,6 +173,11 @@ def html_report(scenario: Scenario, record: RunRecord, results: list[AssertionRe
     if record.fault_window:
         start, end = (t - record.started_at for t in record.fault_window)
         fault = f"{start:.1f} s → {end:.1f} s"
+    link = (
+        f'<p><a href="{dashboards_page}">The dashboards over this run</a> (every panel)</p>'
+        if dashboards_page
+        else ""
+    )
     images = [
         ("Requests, errors and latency", plot_traffic(record)),
         ("Alert timeline", plot_alerts(record)),
@@ -188,6 +202,7 @@ img {{ max-width: 100%; }}
 {scenario.load.users} users, {scenario.load.duration_s} s · {len(record.requests)} requests,
 {sum(not r.ok for r in record.requests)} failed · chaos:
 {html.escape(str(scenario.chaos.experiment) if scenario.chaos else "none")} · fault window {fault}</p>
+{link}
 <h2>Assertions</h2>
 <table><tr><th></th><th>kind</th><th>assertion</th><th>expected</th><th>observed</th><th>detail</th></tr>
 {rows}</table>
@@ -197,13 +212,30 @@ img {{ max-width: 100%; }}
 """
 
 
+DASHBOARDS_PAGE = "dashboards.html"
+
+
 def write_artifacts(
-    run_dir: Path, scenario: Scenario, record: RunRecord, results: list[AssertionResult], wall_s: float
+    run_dir: Path,
+    scenario: Scenario,
+    record: RunRecord,
+    results: list[AssertionResult],
+    wall_s: float,
+    ctx: RenderContext | None = None,
 ) -> Path:
-    """Write record.json, summary.json, junit.xml and report.html; returns the report's path."""
+    """Write record.json, summary.json, junit.xml and report.html; returns the report's path.
+
+    With the stack's ``ctx``: also dashboards.html, the committed dashboards over the run's window.
+    """
+    if ctx is not None:
+        from testbed.metrics.dashboard_render import render_run
+
+        if problem := render_run(ctx, run_dir / DASHBOARDS_PAGE, record.started_at, record.ended_at):
+            record.notes.append(problem)
     record.save(run_dir / "record.json")
     (run_dir / "summary.json").write_text(json.dumps(summary(scenario, record, results, wall_s), indent=2))
     (run_dir / "junit.xml").write_text(junit_xml(scenario, results, wall_s))
     report = run_dir / "report.html"
-    report.write_text(html_report(scenario, record, results, wall_s))
+    page = DASHBOARDS_PAGE if (run_dir / DASHBOARDS_PAGE).exists() else None
+    report.write_text(html_report(scenario, record, results, wall_s, page))
     return report

@@ -31,12 +31,18 @@ from testbed.settings import REPO_ROOT
 
 
 def _write_artifacts(
-    run_dir: Path, scenario: Scenario, record: RunRecord, results: list[AssertionResult], wall_s: float
+    run_dir: Path,
+    scenario: Scenario,
+    record: RunRecord,
+    results: list[AssertionResult],
+    wall_s: float,
+    access: StackAccess | None = None,
 ) -> Path:
     # matplotlib is imported only when a report is written: every `testbed` command would pay for it.
     from testbed.scenario.report import write_artifacts
 
-    return write_artifacts(run_dir, scenario, record, results, wall_s)
+    return write_artifacts(run_dir, scenario, record, results, wall_s, access.ctx if access else None)
+
 
 
 BIN_DIR = Path(sys.executable).parent
@@ -282,7 +288,7 @@ def run_scenario(
     record.alert_read_failures = alert_read_failures + end_failures
     results = verify(scenario, record)
     wall_s = time.monotonic() - started_wall
-    report = _write_artifacts(run_dir, scenario, record, results, wall_s)
+    report = _write_artifacts(run_dir, scenario, record, results, wall_s, access)
     return RunOutcome(scenario, run_dir, report, results, wall_s)
 
 
