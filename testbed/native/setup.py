@@ -362,10 +362,11 @@ def install_elasticsearch(progress: Progress = _quiet) -> Path:
 
 def run_setup(progress: Progress = _quiet) -> None:
     """Every step, in order; each is a no-op when already done."""
+    # First: a missing JDK >= 21 (Debian 12 ships 17) is one line before anything is installed.
+    home = java_home()
     install_packages(progress)
     ensure_stack_user(progress)
     ensure_python_reachable(progress)
-    home = java_home()
     progress(f"Java: {home}")
     es_home = install_elasticsearch(progress)
     progress(f"Elasticsearch: {es_home}")
