@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -31,6 +32,19 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 @asynccontextmanager
 async def _no_lifespan(_app: Starlette) -> AsyncIterator[None]:
     yield
+
+
+def model_response(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A pydantic model as a JSON answer, serialized once by pydantic's own (Rust) encoder.
+
+    ``JSONResponse(model.model_dump())`` builds a dict and then encodes it with the stdlib: twice the work
+    on every request of the hot paths (``/catalog``, ``/products``).
+    """
+    return Response(
+        model.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json"
+    )
 
 
 def service_app(

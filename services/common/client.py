@@ -2,6 +2,9 @@
 
 Each call carries the active trace context (``traceparent``, ``X-Request-ID``) and is counted by target
 and outcome. Only idempotent calls are retried, so a retry never repeats a side effect.
+
+The HTTP client is aiohttp: measured on this machine, httpx cost ~900 µs of CPU per call against
+~150 µs for a bare asyncio client, and the gateway makes one such call per request (bench/services.py).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import httpx
+import aiohttp
+import orjson
 
 from services.common import metrics, tracing
 from services.common.faults import FaultState
 
 logger = logging.getLogger("shop.client")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_JSON_HEADERS = {"content-type": "application/json"}
 
 
 class DependencyUnavailableError(Exception):
@@ -29,6 +34,18 @@ class DependencyUnavailableError(Exception):
         super().__init__(f"{target} unavailable: {reason}")
         self.target = target
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyResponse:
+    """A dependency's whole answer, read before the connection went back to the pool."""
+
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON (``ValueError`` when it is not)."""
+        return orjson.loads(self.content)
 
 
 @dataclass
@@ -71,7 +88,7 @@ class DependencyClient:
         max_retries: int = 2,
         backoff_s: float = 0.05,
         breaker: CircuitBreaker | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
     ) -> None:
         self.service = service
         self.target = target
@@ -80,37 +97,50 @@ class DependencyClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.breaker = breaker or CircuitBreaker()
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(timeout_s, connect=1.0),
-            transport=transport,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
-        )
+        self._base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(1.0, timeout_s))
+        self._max_connections = max_connections
+        # Created on first use: an aiohttp session belongs to the running event loop.
+        self._session: aiohttp.ClientSession | None = None
         self._duration = metrics.dependency_request_duration.labels(service, target)
         self._breaker_gauge = metrics.circuit_breaker_open.labels(service, target)
+        self._outcomes: dict[str, Any] = {}  # outcome -> its counter child, resolved once
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=False,  # the services never compress; spares a per-call check
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def request(
         self, method: str, path: str, *, json: Any = None, idempotent: bool | None = None
-    ) -> httpx.Response:
+    ) -> DependencyResponse:
         """One logical call; retried (with full jitter) only when idempotent. 4xx answers are returned."""
         retryable = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempts = 1 + (self.max_retries if retryable else 0)
+        body = None if json is None else orjson.dumps(json)
         last_reason = ""
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(random.uniform(0, self.backoff_s * 2**attempt))
             try:
-                return await self._attempt(method, path, json)
+                return await self._attempt(method, path, body)
             except DependencyUnavailableError as error:
                 last_reason = error.reason
                 if error.reason in ("circuit open", "blackholed"):
                     break
         raise DependencyUnavailableError(self.target, last_reason)
 
-    async def _attempt(self, method: str, path: str, json: Any) -> httpx.Response:
+    async def _attempt(self, method: str, path: str, body: bytes | None) -> DependencyResponse:
         if not self.breaker.allow():
             self._count("circuit_open")
             raise DependencyUnavailableError(self.target, "circuit open")
@@ -118,13 +148,19 @@ class DependencyClient:
             # A blackhole swallows the request: the caller waits its whole timeout.
             await asyncio.sleep(self.timeout_s)
             self._fail("blackholed")
-        context = tracing.current_or_new()
+        headers = tracing.current_or_new().headers()
+        if body is not None:
+            headers.update(_JSON_HEADERS)
+        session = self._open_session()
         started = time.perf_counter()
         try:
-            response = await self._client.request(method, path, json=json, headers=context.headers())
-        except httpx.TimeoutException:
+            async with session.request(
+                method, self._base_url + path, data=body, headers=headers, allow_redirects=False
+            ) as answer:
+                response = DependencyResponse(answer.status, await answer.read())
+        except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors too
             self._fail("timeout")
-        except httpx.TransportError:
+        except aiohttp.ClientError:  # refused, reset, disconnected, malformed answer
             self._fail("connect_error")
         finally:
             self._duration.observe(time.perf_counter() - started)
@@ -142,4 +178,9 @@ class DependencyClient:
         raise DependencyUnavailableError(self.target, outcome)
 
     def _count(self, outcome: str) -> None:
-        metrics.dependency_requests.labels(self.service, self.target, outcome).inc()
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = metrics.dependency_requests.labels(
+                self.service, self.target, outcome
+            )
+        child.inc()

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +32,10 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
 
 
+_TRACEPARENT_HEADER = tracing.TRACEPARENT.encode()
+_REQUEST_ID_HEADER = tracing.REQUEST_ID.encode()
+
+
 class InstrumentationMiddleware:
     def __init__(
         self, app: ASGIApp, service: str, faults: FaultState, routes: Sequence[BaseRoute] = ()
@@ -42,50 +47,60 @@ class InstrumentationMiddleware:
         # its route template so the per-route SLOs see it.
         self.routes = routes
         self.in_flight = metrics.http_requests_in_flight.labels(service)
+        # (method, route, status) -> its counter and histogram children: ``labels()`` hashes and locks
+        # on every call, these are resolved once per route and status.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        context = tracing.from_headers(headers.get(tracing.TRACEPARENT), headers.get(tracing.REQUEST_ID))
+        traceparent = request_id = None
+        for name, value in scope["headers"]:  # lower-cased by the server; only two are wanted
+            if name == _TRACEPARENT_HEADER:
+                traceparent = value.decode("latin-1")
+            elif name == _REQUEST_ID_HEADER:
+                request_id = value.decode("latin-1")
+        context = tracing.from_headers(traceparent, request_id)
         started = time.perf_counter()
         status = 500
         response_started = False
+        trace_headers = (
+            (b"x-request-id", context.request_id.encode()),
+            (b"traceparent", context.traceparent.encode()),
+        )
 
         async def send_instrumented(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", context.request_id.encode()),
-                    (b"traceparent", context.traceparent.encode()),
-                ]
+                message["headers"] = [*message.get("headers", ()), *trace_headers]
             await send(message)
 
         operational = scope["path"] in OPERATIONAL_PATHS
         self.in_flight.inc()
-        with tracing.activate(context):
-            try:
-                if not operational and await self._inject_faults(scope, receive, send_instrumented):
-                    return
-                await self.app(scope, receive, send_instrumented)
-            except Exception:
-                # Log the trace here; the client only gets a problem document.
-                logger.exception("unhandled error serving %s %s", scope["method"], scope["path"])
-                if not response_started:
-                    response = problem_response(
-                        500, "Internal error", "the error was logged", request_id=context.request_id
-                    )
-                    await response(scope, receive, send_instrumented)
-            finally:
-                self.in_flight.dec()
-                self._observe(scope, context, status, time.perf_counter() - started, operational)
+        token = tracing.set_current(context)
+        try:
+            if not operational and await self._inject_faults(scope, receive, send_instrumented):
+                return
+            await self.app(scope, receive, send_instrumented)
+        except Exception:
+            # Log the trace here; the client only gets a problem document.
+            logger.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            if not response_started:
+                response = problem_response(
+                    500, "Internal error", "the error was logged", request_id=context.request_id
+                )
+                await response(scope, receive, send_instrumented)
+        finally:
+            self.in_flight.dec()
+            self._observe(scope, context, status, time.perf_counter() - started, operational)
+            tracing.reset_current(token)
 
     async def _inject_faults(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        if self.faults.active() is None:  # the usual case: one comparison
+            return False
         delay = self.faults.added_latency_s()
         if delay:
             await asyncio.sleep(delay)
@@ -108,8 +123,14 @@ class InstrumentationMiddleware:
     ) -> None:
         route = route_template(scope)
         method = scope["method"]
-        metrics.http_requests.labels(self.service, method, route, str(status)).inc()
-        metrics.http_request_duration.labels(self.service, method, route).observe(elapsed_s)
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._series[(method, route, status)] = (
+                metrics.http_requests.labels(self.service, method, route, str(status)),
+                metrics.http_request_duration.labels(self.service, method, route),
+            )
+        series[0].inc()
+        series[1].observe(elapsed_s)
         level = (
             logging.DEBUG
             if operational
@@ -126,7 +147,7 @@ class InstrumentationMiddleware:
             status,
             extra={
                 "event.kind": "event",
-                "event.category": ["web"],
+                "event.category": _WEB,
                 "event.duration": int(elapsed_s * 1e9),
                 "event.outcome": "failure" if status >= 500 else "success",
                 "http.request.method": method,
@@ -137,6 +158,9 @@ class InstrumentationMiddleware:
                 "client.address": client[0] if client else None,
             },
         )
+
+
+_WEB = ("web",)  # serialized as a JSON list; a tuple is never mutated by a formatter
 
 
 async def problem_from_exception(_request: Request, exc: Exception) -> Response:

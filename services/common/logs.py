@@ -1,4 +1,4 @@
-"""ECS JSON logs (Elastic's ``ecs-logging``), one event per line, to stdout and a rotated per-instance file.
+"""ECS JSON logs (Elastic's ``ecs-logging``), one event per line, to a rotated per-instance file or stdout.
 
 Every line carries ``service.name``, ``trace.id``, ``span.id``, ``transaction.id`` (the request id),
 ``event.dataset``, ``log.level`` and a unique ``event.id`` (the shipper's Elasticsearch ``_id``: a
@@ -8,7 +8,6 @@ replayed line never makes a second document). Sensitive values are redacted befo
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import logging.handlers
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ecs_logging
+import orjson
 
 from services.common import tracing
 from services.common.redaction import redact_field, redact_text, redact_tree
@@ -85,28 +85,54 @@ class ServiceContextFilter(logging.Filter):
 
 
 class RedactingEcsFormatter(ecs_logging.StdlibFormatter):
-    """ECS formatter that adds ``event.id`` and redacts every value but identifiers."""
+    """ECS formatter that adds ``event.id``, redacts every value but identifiers, and writes the line
+    in the order the ECS logging spec asks: ``@timestamp``, ``log.level``, ``message`` first, with
+    ``log.level`` a top-level dotted key, then the other fields nested, keys sorted.
+
+    A record without an exception (every access line) is built here directly, field for field as
+    ecs-logging builds it (tests/unit/services compare the two); ecs-logging's generic
+    flatten/de-dot/merge and its ``json.dumps(sort_keys=True)`` cost ~5x the rest of the line on every
+    request. A record with an exception or a stack goes through ecs-logging itself.
+    """
 
     converter = time.gmtime  # @timestamp in UTC whatever the host's zone
 
     def __init__(self) -> None:
         super().__init__(exclude_fields=["log.original", "process.thread", "process.name", "log.origin"])
+        self._second = -1
+        self._second_text = ""
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        # ecs-logging's own rendering ("%Y-%m-%dT%H:%M:%S" + ".%03dZ"), strftime'd once per second.
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int(record.msecs):03d}Z"
 
     def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
-        # ecs-logging builds the base document from the standard record attributes. Our dotted extras
-        # (``http.response.status_code``...) are merged here in one pass: ecs-logging's generic
-        # flatten/de-dot/merge of extras costs ~5x the rest of the line (measured), on every request.
         attributes = record.__dict__
-        standard = {key: value for key, value in attributes.items() if key in self._LOGRECORD_DICT}
-        record.__dict__ = standard  # the base document sees the standard attributes only
-        try:
-            result = super().format_to_ecs(record)
-        finally:
-            record.__dict__ = attributes
+        if record.exc_info or record.stack_info:
+            # ecs-logging builds the error fields; it sees the standard attributes only, our dotted
+            # extras are merged below in one pass.
+            standard = {key: value for key, value in attributes.items() if key in self._LOGRECORD_DICT}
+            record.__dict__ = standard
+            try:
+                result = super().format_to_ecs(record)
+            finally:
+                record.__dict__ = attributes
+            if "error" in result:
+                result["error"] = redact_tree(result["error"], {})
+        else:
+            result = {
+                "@timestamp": self._timestamp(record),
+                "log": {"level": record.levelname.lower(), "logger": record.name},
+                "message": record.getMessage(),
+                "ecs.version": ecs_logging.ECS_VERSION,
+                "process": {"pid": record.process},
+            }
         # Free text can hold anything: the message, the error and whatever a caller passed.
         result["message"] = redact_text(result["message"])
-        if "error" in result:
-            result["error"] = redact_tree(result["error"], {})
         for dotted, value in attributes.items():
             if (
                 value is None
@@ -120,13 +146,37 @@ class RedactingEcsFormatter(ecs_logging.StdlibFormatter):
         return result
 
     def format(self, record: logging.LogRecord) -> str:
-        # Formatted once per record, whatever the number of handlers: stdout and the file get the same
-        # line (and the same event.id).
+        # Formatted once per record, whatever the number of handlers (one line, one event.id).
         line = record.__dict__.get("_ecs_line")
         if line is None:
-            line = json.dumps(self.format_to_ecs(record), separators=(",", ":"), default=str)
+            line = ecs_line(self.format_to_ecs(record))
             record.__dict__["_ecs_line"] = line
         return line
+
+
+def _fallback(value: Any) -> str:
+    return str(value)
+
+
+def ecs_line(document: dict[str, Any]) -> str:
+    """One JSON line: ``@timestamp``, ``log.level``, ``message`` first (the ECS logging spec's order,
+    ``log.level`` never nested), then every other field, keys sorted. ``document`` is consumed."""
+    log = document.get("log")
+    level = log.pop("level", None) if isinstance(log, dict) else document.pop("log.level", None)
+    if isinstance(log, dict) and not log:
+        del document["log"]
+    head = orjson.dumps(
+        {
+            "@timestamp": document.pop("@timestamp", None),
+            "log.level": level,
+            "message": document.pop("message", ""),
+        },
+        default=_fallback,
+    )
+    if not document:
+        return head.decode()
+    rest = orjson.dumps(document, default=_fallback, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return (head[:-1] + b"," + rest[1:]).decode()
 
 
 @functools.cache
@@ -184,17 +234,22 @@ def log_file(log_dir: Path, settings: ServiceSettings) -> Path:
 
 
 def configure_logging(settings: ServiceSettings) -> None:
-    """Route the root logger (and uvicorn's) through the ECS formatter to stdout and the log file."""
+    """Route the root logger (and uvicorn's) through the ECS formatter to the log file, else stdout.
+
+    One destination: with a log directory the shipper reads the file, and a copy on stdout (which
+    supervisord would write to a second file) doubled the cost of every line.
+    """
     formatter = RedactingEcsFormatter()
     context_filter = ServiceContextFilter(settings.service_name, settings.instance_name)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    handler: logging.Handler
     if settings.log_dir is not None:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            RotatingLogFile(
-                log_file(settings.log_dir, settings), settings.log_max_bytes, settings.log_backups
-            )
+        handler = RotatingLogFile(
+            log_file(settings.log_dir, settings), settings.log_max_bytes, settings.log_backups
         )
+    else:
+        handler = logging.StreamHandler(sys.stdout)
+    handlers = [handler]
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

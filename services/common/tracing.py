@@ -6,20 +6,26 @@ whichever service wrote them. The request id (``X-Request-ID``) is kept beside i
 
 from __future__ import annotations
 
-import re
-import secrets
+import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 
 TRACEPARENT = "traceparent"
 REQUEST_ID = "x-request-id"
-_TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HEX = frozenset("0123456789abcdef")
+_REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+# Trace and span ids must be unique, not secret (W3C trace context): a PRNG seeded from the OS spares
+# a getrandom() syscall per span; a forked child is reseeded so it never repeats its parent's ids.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TraceContext:
     trace_id: str
     span_id: str
@@ -32,7 +38,7 @@ class TraceContext:
 
     def child(self) -> TraceContext:
         """A new span in the same trace (for an outgoing call or a consumed message)."""
-        return replace(self, span_id=secrets.token_hex(8))
+        return TraceContext(self.trace_id, _new_span_id(), self.request_id, self.sampled)
 
     def headers(self) -> dict[str, str]:
         """Headers that carry this context to the next hop (HTTP or AMQP)."""
@@ -40,24 +46,46 @@ class TraceContext:
 
 
 def _new_trace_id() -> str:
-    trace_id = secrets.token_hex(16)
-    return trace_id if trace_id != "0" * 32 else _new_trace_id()
+    return f"{_ids.getrandbits(128) or 1:032x}"  # never all zeros (invalid)
+
+
+def _new_span_id() -> str:
+    return f"{_ids.getrandbits(64) or 1:016x}"
 
 
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    return f"{_ids.getrandbits(64):016x}"
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and _HEX.issuperset(text)
+
+
+def _valid_request_id(request_id: str) -> bool:
+    return 0 < len(request_id) <= 128 and _REQUEST_ID_CHARS.issuperset(request_id)
 
 
 def from_headers(traceparent: str | None, request_id: str | None) -> TraceContext:
-    """Continue the caller's trace when its ``traceparent`` is valid, else start a new one."""
-    match = _TRACEPARENT_RE.match(traceparent.strip().lower()) if traceparent else None
-    rid = request_id if request_id and _REQUEST_ID_RE.match(request_id) else new_request_id()
-    if match and match.group(1) != "0" * 32 and match.group(2) != "0" * 16:
-        sampled = int(match.group(3), 16) & 1 == 1
-        return TraceContext(
-            trace_id=match.group(1), span_id=secrets.token_hex(8), request_id=rid, sampled=sampled
-        )
-    return TraceContext(trace_id=_new_trace_id(), span_id=secrets.token_hex(8), request_id=rid)
+    """Continue the caller's trace when its ``traceparent`` is valid, else start a new one.
+
+    Valid: ``00-<32 hex>-<16 hex>-<2 hex>``, neither id all zeros. Checked with set operations, not a
+    regular expression: this runs on every request.
+    """
+    rid = request_id if request_id and _valid_request_id(request_id) else new_request_id()
+    if traceparent:
+        parts = traceparent.strip().lower().split("-")
+        if (
+            len(parts) == 4
+            and parts[0] == "00"
+            and _is_hex(parts[1], 32)
+            and _is_hex(parts[2], 16)
+            and _is_hex(parts[3], 2)
+            and parts[1] != _ZERO_TRACE
+            and parts[2] != _ZERO_SPAN
+        ):
+            sampled = int(parts[3], 16) & 1 == 1
+            return TraceContext(parts[1], _new_span_id(), rid, sampled)
+    return TraceContext(_new_trace_id(), _new_span_id(), rid)
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("trace_context", default=None)
@@ -69,6 +97,15 @@ def current() -> TraceContext | None:
 
 def current_or_new() -> TraceContext:
     return _current.get() or from_headers(None, None)
+
+
+def set_current(context: TraceContext) -> Token[TraceContext | None]:
+    """Make ``context`` the active one (``reset_current(token)`` when done); ``activate`` in one call."""
+    return _current.set(context)
+
+
+def reset_current(token: Token[TraceContext | None]) -> None:
+    _current.reset(token)
 
 
 @contextmanager

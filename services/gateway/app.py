@@ -15,14 +15,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.common.app import ReadinessCheck, service_app
-from services.common.client import DependencyClient, DependencyUnavailableError
+from services.common.app import ReadinessCheck, model_response, service_app
+from services.common.client import DependencyClient, DependencyResponse, DependencyUnavailableError
 from services.common.faults import FaultState
 from services.common.openapi import UUID_PARAMETER, Link, Operation, openapi_document, routes
 from services.common.problems import ProblemError, problem_response
@@ -124,7 +123,7 @@ class Gateway:
 
     async def catalog(self, _request: Request) -> Response:
         answer = await self.inventory.request("GET", "/products")
-        return JSONResponse(_expect(answer, ProductList).model_dump())
+        return model_response(_expect(answer, ProductList))
 
     async def product(self, request: Request) -> Response:
         product_id = request.path_params["product_id"]
@@ -132,7 +131,7 @@ class Gateway:
             # Never forwarded: such an id cannot exist, and would not be a safe path segment upstream.
             raise ProblemError(404, "Unknown product", f"no product {product_id!r}")
         answer = await self.inventory.request("GET", f"/products/{product_id}")
-        return JSONResponse(_expect(answer, Product).model_dump())
+        return model_response(_expect(answer, Product))
 
     async def place_order(self, request: Request) -> Response:
         wanted = await read_model(request, PlaceOrder, self.settings.max_body_bytes)
@@ -181,7 +180,7 @@ class Gateway:
         return JSONResponse(_expect(answer, Order).model_dump(mode="json"))
 
 
-def _expect[M: BaseModel](answer: httpx.Response, model: type[M]) -> M:
+def _expect[M: BaseModel](answer: DependencyResponse, model: type[M]) -> M:
     """The dependency's answer as ``model``; its 4xx problems are passed on to the client."""
     if answer.status_code >= 400:
         try:

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.common.app import ReadinessCheck, service_app
+from services.common.app import ReadinessCheck, model_response, service_app
 from services.common.db import open_pool
 from services.common.openapi import UUID_PARAMETER, Link, Operation, openapi_document, routes
 from services.common.problems import ProblemError
@@ -136,7 +136,7 @@ def _order_id(request: Request) -> UUID:
 
 async def list_products(request: Request) -> Response:
     rows = await _pool(request).fetch("SELECT id, name, price_cents, stock FROM products ORDER BY id")
-    return JSONResponse(ProductList(products=[Product(**dict(r)) for r in rows]).model_dump())
+    return model_response(ProductList.model_validate({"products": [dict(r) for r in rows]}))
 
 
 async def get_product(request: Request) -> Response:
@@ -146,7 +146,7 @@ async def get_product(request: Request) -> Response:
     )
     if row is None:
         raise ProblemError(404, "Unknown product", f"no product {product_id!r}")
-    return JSONResponse(Product(**dict(row)).model_dump())
+    return model_response(Product.model_validate(dict(row)))
 
 
 async def reserve(request: Request) -> Response:

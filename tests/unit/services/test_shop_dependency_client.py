@@ -1,11 +1,19 @@
-"""REST calls between services: retries only when idempotent, circuit breaker, blackholes, trace headers."""
+"""REST calls between services: retries only when idempotent, circuit breaker, blackholes, trace headers.
+
+The dependency is a real Starlette app served by uvicorn on a loopback port: the client under test is
+the one the services use (aiohttp), over real sockets.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 import pytest
+import uvicorn
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,16 +44,42 @@ class Flaky:
         return Starlette(routes=[Route("/thing", endpoint, methods=["GET", "POST", "PUT"])])
 
 
-def _client(flaky: Flaky, target: str, faults: FaultState | None = None, **kwargs) -> DependencyClient:
-    return DependencyClient(
-        "unit",
-        target,
-        "http://dep",
-        faults or FaultState("unit"),
-        backoff_s=0.001,
-        transport=httpx.ASGITransport(app=flaky.app()),
-        **kwargs,
-    )
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """``app`` served on a free loopback port for the block; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110  (uvicorn exposes a flag, not an event)
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def client_of() -> AsyncIterator[Callable[..., DependencyClient]]:
+    """``client_of(flaky, target, faults=None, **kwargs)``: a client of ``flaky`` served for the test."""
+    async with AsyncExitStack() as stack:
+        clients: list[DependencyClient] = []
+
+        async def make(
+            flaky: Flaky, target: str, faults: FaultState | None = None, **kwargs
+        ) -> DependencyClient:
+            url = await stack.enter_async_context(serving(flaky.app()))
+            client = DependencyClient(
+                "unit", target, url, faults or FaultState("unit"), backoff_s=0.001, **kwargs
+            )
+            clients.append(client)
+            return client
+
+        yield make
+        for client in clients:
+            await client.aclose()
 
 
 def _outcomes(target: str, outcome: str) -> float:
@@ -57,25 +91,27 @@ def _outcomes(target: str, outcome: str) -> float:
     )
 
 
-async def test_idempotent_calls_are_retried():
+async def test_idempotent_calls_are_retried(client_of):
     flaky = Flaky(failures=2)
-    client = _client(flaky, "retry-get")
+    client = await client_of(flaky, "retry-get")
     assert (await client.request("GET", "/thing")).status_code == 200
     assert flaky.calls["GET"] == 3
     assert _outcomes("retry-get", "server_error") == 2 and _outcomes("retry-get", "success") == 1
 
 
-async def test_non_idempotent_calls_are_not_retried():
+async def test_non_idempotent_calls_are_not_retried(client_of):
     flaky = Flaky(failures=1)
-    client = _client(flaky, "no-retry-post")
+    client = await client_of(flaky, "no-retry-post")
     with pytest.raises(DependencyUnavailableError):
         await client.request("POST", "/thing")
     assert flaky.calls["POST"] == 1
 
 
-async def test_the_circuit_opens_and_fails_fast():
+async def test_the_circuit_opens_and_fails_fast(client_of):
     flaky = Flaky(failures=100)
-    client = _client(flaky, "breaker", breaker=CircuitBreaker(failure_threshold=3, reset_s=60), max_retries=0)
+    client = await client_of(
+        flaky, "breaker", breaker=CircuitBreaker(failure_threshold=3, reset_s=60), max_retries=0
+    )
     for _ in range(3):
         with pytest.raises(DependencyUnavailableError):
             await client.request("GET", "/thing")
@@ -85,19 +121,19 @@ async def test_the_circuit_opens_and_fails_fast():
     assert REGISTRY.get_sample_value("circuit_breaker_open", {"service": "unit", "target": "breaker"}) == 1
 
 
-async def test_blackholed_target_times_out_without_calling():
+async def test_blackholed_target_times_out_without_calling(client_of):
     faults = FaultState("unit")
     faults.set(FaultSpec(blackhole=["hole"], ttl_s=60))
     flaky = Flaky(failures=0)
-    client = _client(flaky, "hole", faults=faults, timeout_s=0.05)
+    client = await client_of(flaky, "hole", faults=faults, timeout_s=0.05)
     with pytest.raises(DependencyUnavailableError, match="blackholed"):
         await client.request("GET", "/thing")
     assert sum(flaky.calls.values()) == 0
 
 
-async def test_trace_context_is_propagated():
+async def test_trace_context_is_propagated(client_of):
     flaky = Flaky(failures=0)
-    client = _client(flaky, "trace")
+    client = await client_of(flaky, "trace")
     context = tracing.from_headers("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "r1")
     with tracing.activate(context):
         await client.request("GET", "/thing")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
+import ecs_logging
 import pytest
 
 from services.common import tracing
-from services.common.logs import configure_logging, log_file
+from services.common.logs import RedactingEcsFormatter, configure_logging, log_file
 from services.common.redaction import MASK, redact, redact_text
 from services.common.settings import ServiceSettings
+from tests.unit.services.ecs_spec import violations
 
 CARD = "4111 1111 1111 1111"
 
@@ -76,6 +79,12 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _raw_lines(path: Path) -> list[str]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return path.read_text().splitlines()
+
+
 def test_every_line_has_the_contract_fields(service_log: Path):
     context = tracing.from_headers("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "req-42")
     with tracing.activate(context):
@@ -85,7 +94,7 @@ def test_every_line_has_the_contract_fields(service_log: Path):
     for line in (inside, outside):
         assert line["service"]["name"] == "orders"
         assert line["event"]["dataset"] == "shop.orders.app"
-        assert line["log"]["level"] in ("info", "warning")
+        assert line["log.level"] in ("info", "warning")
         assert line["trace"]["id"] and line["transaction"]["id"] and line["event"]["id"]
         assert line["@timestamp"].endswith("Z")
     assert inside["trace"]["id"] == "0af7651916cd43dd8448eb211c80319c"
@@ -135,3 +144,63 @@ def test_the_log_file_rotates(tmp_path: Path):
     assert rotated.exists()
     assert current.stat().st_size <= 2000 and rotated.stat().st_size <= 2000
     assert not current.with_name(current.name + ".3").exists()  # bounded by log_backups
+
+
+def test_lines_follow_the_ecs_logging_spec(service_log: Path):
+    """@timestamp, log.level, message first and in that order, log.level top-level: on every kind of line."""
+    logger = logging.getLogger("shop.test")
+    context = tracing.from_headers(None, "req-ecs")
+    with tracing.activate(context):
+        logger.info("plain")
+        logger.warning("with extras", extra={"order.id": "o-1", "event.action": "x", "labels": {"a": "b"}})
+        logging.getLogger("shop.access").error("GET /x 500", extra={"http.response.status_code": 500})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("with an exception")
+    logger.info("stack", stack_info=True)
+    lines = _raw_lines(service_log)
+    assert len(lines) == 5
+    for line in lines:
+        assert violations(line) == [], line
+    assert [json.loads(line)["log.level"] for line in lines] == ["info", "warning", "error", "error", "info"]
+    assert json.loads(lines[3])["error"]["type"] == "ValueError"
+
+
+@pytest.mark.parametrize(
+    ("line", "broken"),
+    [
+        (
+            '{"log.level":"info","@timestamp":"2026-01-01T00:00:00.000Z","message":"m","ecs.version":"1.6.0"}',
+            "first fields",
+        ),
+        (
+            '{"@timestamp":"2026-01-01T00:00:00.000Z","log":{"level":"info"},"message":"m","ecs.version":"1"}',
+            "first fields",
+        ),
+        ('{"@timestamp":"2026-01-01T00:00:00.000Z","log.level":"info","message":"m"}', "ecs.version"),
+        ('{"@timestamp":"yesterday","log.level":"info","message":"m","ecs.version":"1"}', "ISO 8601"),
+        ('{"@timestamp":"2026-01-01T00:00:00Z","log.level":"info","message":3,"ecs.version":"1"}', "string"),
+        (
+            '{"@timestamp":"2026-01-01T00:00:00Z","log.level":"info","message":"m","ecs.version":"1",'
+            '"log":{"level":"x"}}',
+            "nested",
+        ),
+    ],
+)
+def test_the_spec_checks_catch_each_broken_rule(line: str, broken: str):
+    assert any(broken in found for found in violations(line)), violations(line)
+
+
+def test_the_fast_line_matches_ecs_logging_field_for_field(service_log: Path):
+    """Records without an exception are assembled without ecs-logging: the fields must be the library's."""
+    library = ecs_logging.StdlibFormatter(
+        exclude_fields=["log.original", "process.thread", "process.name", "log.origin"]
+    )
+    library.converter = time.gmtime
+    record = logging.LogRecord("shop.test", logging.WARNING, __file__, 1, "hello %s", ("x",), None)
+    record.__dict__.update({"service.name": "orders", "http.response.status_code": 404})
+    expected = json.loads(library.format(record))
+    ours = json.loads(RedactingEcsFormatter().format(record))
+    assert ours.pop("event")["id"]  # ours adds the event id, nothing else
+    assert ours == expected
