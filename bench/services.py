@@ -1,10 +1,18 @@
-"""Benchmark of the services under test: ``python -m bench.services`` (stack up; writes RESULTS-services.md).
+"""Benchmark of the services under test: ``testbed bench services`` (stack up; writes RESULTS-services.md).
 
-1. Gateway throughput: closed-loop load on ``GET /catalog`` (gateway -> inventory -> PostgreSQL) over both
-   gateway instances at rising concurrency; the figure is the best requests/s whose p99 stays < 250 ms.
-2. Instrumentation cost: one trivial endpoint served twice side by side, bare Starlette and the full
-   shared instrumentation (ECS access log to a file, RED metrics, trace context, fault checks), measured
-   in alternating rounds in one run; the figure is instrumented / bare throughput (goal >= 0.85).
+Every figure is reported beside its goal (issue 12), all measured in one run:
+
+1. Gateway: closed-loop load on ``GET /catalog`` (gateway -> inventory -> PostgreSQL) over both gateway
+   instances at rising concurrency: the best requests/s whose p99 stays < 100 ms (goal >= 800) and the
+   CPU the gateways and inventory burn per request (goal <= 1.0 ms).
+2. Instrumentation cost: one endpoint served twice side by side, bare Starlette and the full shared
+   instrumentation (an ECS access line for every request to a file, RED metrics, trace context, fault
+   checks), in alternating rounds; the figure is bare / instrumented CPU per request (goal >= 0.85 on
+   inventory's product lookup, >= 0.5 on a constant answer).
+
+CPU per request and ratios are the robust figures on a shared machine: throughput and p99 also depend on
+what the other processes on the cores do at that moment. ``--flame`` also records py-spy flame graphs of
+a gateway and inventory during the concurrency-8 step (bench/flame-*.svg).
 
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams: httpx's per-request
 overhead would dominate and hide the difference being measured. Everything targets 127.0.0.1, bounded
@@ -32,8 +40,13 @@ if TYPE_CHECKING:
     from testbed.context import RenderContext
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS-services.md"
-P99_BUDGET_S = 0.250
+P99_BUDGET_S = 0.100
 CONCURRENCY_STEPS = (2, 4, 8, 16, 32)
+# Goals of issue 12, written here, not derived from anything measured.
+GOAL_RPS = 800.0
+GOAL_CPU_US = 1000.0
+GOAL_RATIO = {"product": 0.85, "trivial": 0.5}
+FLAME_STEP = 8
 STEP_S = 6.0
 SIDE_BY_SIDE_ROUNDS = 3
 ROUND_S = 5.0
@@ -214,24 +227,61 @@ def _service_processes() -> list[psutil.Process]:
     ]
 
 
-def gateway_steps(ctx: RenderContext) -> list[tuple[int, Run]]:
+def _flame_graphs(processes: list[psutil.Process], seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (records a running process without code changes) on the first gateway and inventory."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    recorders: list[subprocess.Popen[bytes]] = []
+    names: set[str] = set()
+    for process in processes:
+        name = "gateway" if "gateway" in " ".join(process.cmdline()) else "inventory"
+        if name in names:
+            continue
+        names.add(name)
+        out = RESULTS.parent / f"flame-{name}.svg"
+        command = [str(py_spy), "record", "--nonblocking", "-r", "200", "-d", str(int(seconds))]
+        recorders.append(
+            subprocess.Popen(
+                [*command, "-o", str(out), "--pid", str(process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return recorders
+
+
+def gateway_steps(ctx: RenderContext, flame: bool = False) -> list[tuple[int, Run]]:
     targets = [("127.0.0.1", port) for port in ctx.ports["gateway"]]
     processes = _service_processes()
     load(targets, "/catalog", 4, 1.5)  # warm-up: connection pools, caches
     steps = []
     for concurrency in CONCURRENCY_STEPS:
+        recorders = _flame_graphs(processes, STEP_S) if flame and concurrency == FLAME_STEP else []
         before = sum(sum(p.cpu_times()[:2]) for p in processes)
         run = load(targets, "/catalog", concurrency, STEP_S)
         run.server_cpu_s = sum(sum(p.cpu_times()[:2]) for p in processes) - before
+        for recorder in recorders:
+            recorder.wait(timeout=60)
         steps.append((concurrency, run))
     return steps
 
 
 async def _client_cpu(port: int, calls: int = 200) -> dict[str, float]:
-    """CPU per call of the gateway's REST client (httpx) and of the bare asyncio client, same request."""
+    """CPU per call of the gateway's REST client (aiohttp, with its retries, breaker, trace headers and
+    metrics), of a plain httpx client (the one it replaced) and of a bare asyncio client, same request."""
     import httpx
 
+    from services.common.client import DependencyClient
+    from services.common.faults import FaultState
+
     result = {}
+    dependency = DependencyClient("bench", "inventory", f"http://127.0.0.1:{port}", FaultState("bench"))
+    for _ in range(5):
+        await dependency.request("GET", "/products")
+    started = time.process_time()
+    for _ in range(calls):
+        await dependency.request("GET", "/products")
+    result["services' client (aiohttp)"] = (time.process_time() - started) / calls * 1e6
+    await dependency.aclose()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         for _ in range(5):
             await client.get("/products")
@@ -263,7 +313,11 @@ def _cpu_ratio(runs: dict[str, list[Run]]) -> float:
     return _cpu_per_request(runs["bare"]) / _cpu_per_request(runs["instrumented"])
 
 
-def _comparison(title: str, description: str, runs: dict[str, list[Run]]) -> list[str]:
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _comparison(title: str, description: str, runs: dict[str, list[Run]], goal: float) -> list[str]:
     return [
         f"### {title}",
         "",
@@ -277,11 +331,64 @@ def _comparison(title: str, description: str, runs: dict[str, list[Run]]) -> lis
             for mode, rs in runs.items()
         ),
         "",
-        f"**Ratio instrumented / bare: {_ratio(runs):.2f} measured req/s; {_cpu_ratio(runs):.2f} from CPU per"
-        " request** (goal >= 0.85). On a contended machine the CPU-based figure is the steadier one: it is"
-        " the throughput ratio of the two servers when each has a core to itself.",
+        f"**Instrumented / bare: {_cpu_ratio(runs):.2f} from CPU per request** (goal >= {goal});"
+        f" {_ratio(runs):.2f} from the measured req/s, which the other processes on the cores sway.",
         "",
     ]
+
+
+def _best_step(steps: list[tuple[int, Run]]) -> tuple[int, Run] | None:
+    within = [(c, r) for c, r in steps if r.quantile(0.99) < P99_BUDGET_S and r.errors == 0]
+    return max(within, key=lambda item: item[1].rps) if within else None
+
+
+def goals_table(steps: list[tuple[int, Run]], comparisons: dict[str, dict[str, list[Run]]]) -> list[str]:
+    """Each figure beside its goal, all from this run."""
+    best = _best_step(steps)
+    cpu = statistics.median(r.cpu_us_per_request for _, r in steps)
+    rows = [
+        (
+            "gateway + inventory CPU per `GET /catalog` (median of the steps)",
+            f"{cpu / 1000:.2f} ms",
+            f"<= {GOAL_CPU_US / 1000:.1f} ms",
+            cpu <= GOAL_CPU_US,
+        ),
+        (
+            f"`GET /catalog` req/s at p99 < {P99_BUDGET_S * 1000:.0f} ms",
+            f"{best[1].rps:.0f} (p99 {_ms(best[1].quantile(0.99))} ms, concurrency {best[0]})"
+            if best
+            else "no step within the p99 budget",
+            f">= {GOAL_RPS:.0f}",
+            bool(best and best[1].rps >= GOAL_RPS),
+        ),
+        *(
+            (
+                f"instrumented / bare, {label} (CPU-based)",
+                f"{_cpu_ratio(comparisons[key]):.2f}",
+                f">= {GOAL_RATIO[key]}",
+                _cpu_ratio(comparisons[key]) >= GOAL_RATIO[key],
+            )
+            for key, label in (("product", "product lookup"), ("trivial", "constant answer"))
+        ),
+    ]
+    return [
+        "| figure | measured | goal | |",
+        "|---|---:|---:|---|",
+        *(f"| {name} | {value} | {goal} | {_met(ok)} |" for name, value, goal, ok in rows),
+    ]
+
+
+# The same benchmark on main before this work (97f73b2: httpx client, json.dumps of the ECS dict to
+# stdout and a file), 2026-12-02 05:28 UTC, load average 27.3 (kept as measured, not re-derived).
+BEFORE = [
+    "| figure | before (97f73b2) | goal |",
+    "|---|---:|---:|",
+    "| gateway + inventory CPU per `GET /catalog` | 3.84 ms | <= 1.0 ms |",
+    "| `GET /catalog` req/s at p99 < 100 ms | none within budget (42 req/s, p99 559 ms at c=8) | >= 800 |",
+    "| instrumented / bare, product lookup (CPU-based) | 0.46 (658 vs 300 µs) | >= 0.85 |",
+    "| instrumented / bare, constant answer (CPU-based) | 0.26 (383 vs 100 µs) | >= 0.5 |",
+    "| REST client CPU per call: httpx / bare asyncio streams | 1532 / 153 µs | |",
+]
 
 
 def report(
@@ -289,25 +396,35 @@ def report(
     comparisons: dict[str, dict[str, list[Run]]],
     client_cpu: dict[str, float],
     load_avg: str,
+    load_avg_end: str,
 ) -> str:
     cpu_median = statistics.median(r.cpu_us_per_request for _, r in steps)
-    within = [(c, r) for c, r in steps if r.quantile(0.99) < P99_BUDGET_S and r.errors == 0]
-    best = max(within, key=lambda item: item[1].rps) if within else None
+    best = _best_step(steps)
     verdict = (
         f"**{best[1].rps:.0f} req/s** at p99 {_ms(best[1].quantile(0.99))} ms (concurrency {best[0]})."
         if best
-        else "**No step met p99 < 250 ms.**"
+        else f"**No step met p99 < {P99_BUDGET_S * 1000:.0f} ms.**"
     )
     return "\n".join(
         [
             "# Services benchmark",
             "",
             f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs shared with the native"
-            f" stack(s) and the load generator (load average at start: {load_avg}).",
-            "Produced by `.venv/bin/python -m bench.services`.",
-            "The load generator is a keep-alive asyncio client on the same cores: figures are conservative.",
+            f" stack(s), the load generator and the other engineers' work (load average at start: {load_avg};"
+            f" at the end: {load_avg_end}).",
+            "Produced by `testbed bench services` (`.venv/bin/python -m bench.services [--flame]`).",
+            "CPU per request and the CPU-based ratios hold whatever else runs on the cores; req/s and p99"
+            " do not (they fall when the machine is busy), so on a shared machine they are conservative.",
             "",
-            "## Gateway throughput at p99 < 250 ms",
+            "## Goals (issue 12), this run",
+            "",
+            *goals_table(steps, comparisons),
+            "",
+            "## Before",
+            "",
+            *BEFORE,
+            "",
+            f"## Gateway throughput at p99 < {P99_BUDGET_S * 1000:.0f} ms",
             "",
             "`GET /catalog` (gateway -> inventory -> PostgreSQL), closed loop over both gateway instances,"
             f" {STEP_S:.0f} s per step.",
@@ -323,27 +440,29 @@ def report(
             verdict,
             "",
             f"CPU bound: at {cpu_median:.0f} µs of service CPU per request (median; PostgreSQL not counted),"
-            f" two dedicated cores would serve at most ~{2e6 / cpu_median:.0f} req/s. Most of it is the"
-            " gateway's REST client: one `GET /products` costs the caller"
-            f" {client_cpu['httpx']:.0f} µs of CPU with httpx vs {client_cpu['asyncio streams']:.0f} µs with"
-            " bare asyncio streams (same machine, same moment).",
+            f" two dedicated cores would serve at most ~{2e6 / cpu_median:.0f} req/s. One `GET /products`"
+            " costs the caller, in CPU per call (same machine, same moment): "
+            + ", ".join(f"{name} {value:.0f} µs" for name, value in client_cpu.items())
+            + ".",
             "",
             "## Instrumentation cost, side by side",
             "",
             f"Two uvicorn processes at once, measured in {SIDE_BY_SIDE_ROUNDS} alternating rounds of"
             f" {ROUND_S:.0f} s at concurrency {SIDE_BY_SIDE_CONCURRENCY}: bare Starlette (no middleware,"
-            " no logs) vs the shared instrumentation (an ECS access-log line per request written to a file,"
-            " RED metrics, trace context, fault checks).",
+            " no logs) vs the shared instrumentation (an ECS access-log line for every request written to a"
+            " file, RED metrics, trace context, fault checks).",
             "",
             *_comparison(
                 "Realistic endpoint: inventory `GET /products/{product_id}` (one PostgreSQL query)",
                 "The same handler; instrumented = inventory's own app.",
                 comparisons["product"],
+                GOAL_RATIO["product"],
             ),
             *_comparison(
                 "Worst case: a constant JSON answer `GET /ping/{item}`",
                 "Nothing to do but the instrumentation itself.",
                 comparisons["trivial"],
+                GOAL_RATIO["trivial"],
             ),
         ]
     )
@@ -358,13 +477,14 @@ def main(argv: list[str]) -> int:
     ctx = RenderContext.native()
     dsn = f"postgresql://testbed:{ctx.secrets.postgres_password}@{ctx.address('postgresql')}/inventory"
     load_avg = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    steps = gateway_steps(ctx)
+    steps = gateway_steps(ctx, flame="--flame" in argv)
     client_cpu = asyncio.run(_client_cpu(ctx.port("inventory")))
     comparisons = {
         "product": side_by_side("product", "/products/mug", dsn),
         "trivial": side_by_side("trivial", "/ping/1", dsn),
     }
-    text = report(steps, comparisons, client_cpu, load_avg)
+    load_avg_end = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    text = report(steps, comparisons, client_cpu, load_avg, load_avg_end)
     RESULTS.write_text(text + "\n")
     print(text)
     return 0

@@ -110,7 +110,8 @@ def service_app(
         Route("/metrics", metrics_endpoint),
         Route("/openapi.json", openapi_endpoint),
     ]
-    all_routes = [*shared, *admin_routes(faults, token), *routes]
+    # The service's own routes first: they carry the traffic, and Starlette tries routes in order.
+    all_routes = [*routes, *shared, *admin_routes(faults, token)]
     instrumentation = Middleware(
         InstrumentationMiddleware, service=settings.service_name, faults=faults, routes=all_routes
     )

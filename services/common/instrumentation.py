@@ -16,8 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import metrics, tracing
 from services.common.faults import FaultState
-from services.common.logs import ACCESS_LOGGER
+from services.common.logs import ACCESS_LOGGER, ECS_FIELDS
 from services.common.problems import ProblemError, problem_response
+from services.common.redaction import redact_text
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger("shop.http")
@@ -139,23 +140,29 @@ class InstrumentationMiddleware:
         if not access_logger.isEnabledFor(level):
             return
         client = scope.get("client")
+        path = scope["path"]
         access_logger.log(
             level,
             "%s %s %s",
             method,
-            scope["path"],
+            path,
             status,
             extra={
-                "event.kind": "event",
-                "event.category": _WEB,
-                "event.duration": int(elapsed_s * 1e9),
-                "event.outcome": "failure" if status >= 500 else "success",
-                "http.request.method": method,
-                "http.response.status_code": status,
-                "http.route": route,
-                "url.path": scope["path"],
-                "http.request.id": context.request_id,
-                "client.address": client[0] if client else None,
+                ECS_FIELDS: {
+                    "event": {
+                        "kind": "event",
+                        "category": _WEB,
+                        "duration": int(elapsed_s * 1e9),
+                        "outcome": "failure" if status >= 500 else "success",
+                    },
+                    "http": {
+                        "request": {"method": method, "id": context.request_id},
+                        "response": {"status_code": status},
+                        "route": route,
+                    },
+                    "url": {"path": redact_text(path)},  # the client's text: may hold anything
+                    "client": {"address": client[0]} if client else {},
+                }
             },
         )
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from services.common.logs import ECS_FIELDS
 from services.gateway.app import GatewaySettings, create_app
 
 
@@ -69,7 +70,7 @@ async def test_client_errors_are_logged_as_warnings_not_errors(
     access = [
         r
         for r in caplog.records
-        if r.name == "shop.access" and r.__dict__.get("http.request.id") == "bad-input-1"
+        if r.name == "shop.access" and r.__dict__[ECS_FIELDS]["http"]["request"]["id"] == "bad-input-1"
     ]
     assert [r.levelno for r in access] == [logging.WARNING]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
