@@ -136,6 +136,7 @@ def serve(kind: str, port: int, log_dir: str, dsn: str) -> None:
     from starlette.routing import Route
 
     from services.common.app import service_app
+    from services.common.db import skip_session_reset
     from services.common.logs import configure_logging
     from services.common.settings import ServiceSettings
     from services.inventory.app import InventorySettings, get_product
@@ -159,7 +160,10 @@ def serve(kind: str, port: int, log_dir: str, dsn: str) -> None:
 
         @asynccontextmanager
         async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-            app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+            # The same pool settings as the services' (services/common/db.py): only the middleware differs.
+            app.state.pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=10, command_timeout=10, reset=skip_session_reset
+            )
             yield
             await app.state.pool.close()
 

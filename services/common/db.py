@@ -58,8 +58,16 @@ async def migrate(pool: asyncpg.Pool, migrations: Sequence[str]) -> None:
             logger.info("migration %d applied", version, extra={"event.action": "migration-applied"})
 
 
+async def skip_session_reset(_connection: asyncpg.Connection) -> None:
+    """Release hook: asyncpg already rolled back any open transaction. The services keep no session
+    state (no SET, LISTEN or session advisory lock), so the default ``RESET ALL; UNLISTEN *; ...`` round
+    trip on every release (one per query through the pool) is skipped."""
+
+
 async def open_pool(dsn: str, migrations: Sequence[str], max_size: int = 10) -> asyncpg.Pool:
     await ensure_database(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, command_timeout=10)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, command_timeout=10, reset=skip_session_reset
+    )
     await migrate(pool, migrations)
     return pool
