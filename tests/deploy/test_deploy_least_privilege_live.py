@@ -60,7 +60,12 @@ def test_alert_sink_webhook_refuses_a_caller_without_the_credential(native_stack
 
 def test_elasticsearch_exporter_reads_the_cluster_as_a_monitoring_user(native_stack: RenderContext) -> None:
     response = httpx.get(f"http://{native_stack.address('elasticsearch_exporter')}/metrics", timeout=30)
-    assert "elasticsearch_cluster_health_up 1" in response.text, "the exporter cannot read cluster health"
+    metrics = response.text
+    assert "elasticsearch_cluster_health_status{" in metrics, "the exporter cannot read cluster health"
+    # --es.indices: index stats and aliases need the role's indices privileges (a first, cluster-only role
+    # left these out: the exporter logged 403s and LogPipelineStalled's counter vanished).
+    assert 'elasticsearch_index_stats_indexing_index_total{cluster="' in metrics
+    assert 'index="logs-testbed-' in metrics, "no per-index series for the log indices"
     es = f"https://{native_stack.address('elasticsearch')}"
     auth = ("metrics_exporter", native_stack.secrets.metrics_exporter_password)
     ca = ssl.create_default_context(cafile=str(native_stack.ca_cert))
