@@ -1,12 +1,18 @@
 """Shop traffic for the testbed: browse, order and order-status flows against the gateway.
 
-Every request carries a unique ``X-Request-ID`` (``<run id>-<n>``) and a W3C ``traceparent`` so the
-verifier can find its access log; each request sent is recorded as one JSON line in
-``$TESTBED_REQUEST_LOG_DIR/requests-<pid>.jsonl`` (one file per process, so ``--processes`` works).
-Run it through ``testbed run`` or by hand, e.g.::
+Every request carries a unique ``X-Request-ID`` (``<run id>-<process token>-<n>``) and a W3C
+``traceparent`` so the verifier can find its access log; each request sent is recorded as one JSON line
+in ``$TESTBED_REQUEST_LOG_DIR/requests-<process>.jsonl``. Run it through ``testbed run`` or by hand, e.g.::
 
     TESTBED_LOAD_PROFILE='{"shape": "steady", "users": 5, "duration_s": 30}' \\
       locust -f load/locustfile.py --headless --host http://127.0.0.1:18080
+
+Distributed mode (Locust's own: ``--processes N`` here, or ``--master`` + ``--worker --master-host``
+across machines): the master sends the run id and the load profile to every worker with the spawn
+message (``--testbed-run-id``, ``--testbed-profile``), so a worker needs no environment of its own; each
+worker sends its request records back to the master (custom message ``testbed_requests``, batched, the
+rest flushed when it stops, before it reports "stopped"), and the master writes them to its request
+directory, one file per worker. Locust aggregates the workers' statistics on the master.
 
 SLO gates (``--slo-max-fail-ratio``, ``--slo-p95-ms``) set Locust's exit code at the end of the run.
 """
@@ -23,8 +29,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import gevent
 from locust import FastHttpUser, between, constant_throughput, events, tag, task
 from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes
@@ -39,32 +47,121 @@ if PROFILE is not None:
 
 RUN_ID = os.environ.get(RUN_ID_ENV) or f"adhoc{secrets.token_hex(3)}"
 FLOW_WEIGHTS = PROFILE.flows if PROFILE else {"browse": 6, "order": 2, "status": 2}
+REQUESTS_MESSAGE = "testbed_requests"
+FORWARD_BATCH = 500  # records per message from a worker to the master
+FORWARD_EVERY_S = 1.0
 
 
 class RequestRecorder:
-    """Appends one JSON line per request to this process's file (opened lazily: after --processes forks)."""
+    """One JSON line per request: written to this process's file, or (on a worker) sent to the master."""
 
     def __init__(self) -> None:
         self._file: IO[str] | None = None
         self._pid = 0
+        self._token = ""
         self._sequence = itertools.count(1)
+        self.run_id = RUN_ID
+        self.forward_to: WorkerRunner | None = None
+        self._pending: list[dict[str, Any]] = []
 
     def next_request_id(self) -> str:
-        return f"{RUN_ID}-{os.getpid()}-{next(self._sequence)}"
+        # A random token per process, not its pid: workers on several machines may share pids.
+        if self._pid != os.getpid():
+            self._pid, self._token = os.getpid(), secrets.token_hex(3)
+        return f"{self.run_id}-{self._token}-{next(self._sequence)}"
 
     def write(self, sample: dict[str, Any]) -> None:
-        directory = os.environ.get(REQUEST_LOG_DIR_ENV)
-        if not directory:
+        if self.forward_to is not None:
+            self._pending.append(sample)
+            if len(self._pending) >= FORWARD_BATCH:
+                self.flush()
             return
-        if self._file is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            path = Path(directory) / f"requests-{self._pid}.jsonl"
+        directory = os.environ.get(REQUEST_LOG_DIR_ENV)
+        if directory:
+            self.append(Path(directory), f"requests-{os.getpid()}", [sample])
+
+    def append(self, directory: Path, stem: str, samples: list[dict[str, Any]]) -> None:
+        if self._file is None or self._pid != os.getpid() or Path(self._file.name).stem != stem:
+            path = directory / f"{stem}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", buffering=1)
-        self._file.write(json.dumps(sample, separators=(",", ":")) + "\n")
+        self._file.write("".join(json.dumps(s, separators=(",", ":")) + "\n" for s in samples))
+
+    def flush(self) -> None:
+        """A worker's pending records to the master (ZeroMQ keeps them ahead of the worker's later
+        "client_stopped", so the master has them all before it considers the worker stopped)."""
+        if self.forward_to is not None and self._pending:
+            batch, self._pending = self._pending, []
+            self.forward_to.send_message(REQUESTS_MESSAGE, {"records": batch})
 
 
 RECORDER = RequestRecorder()
+
+
+class _MasterRequestLog:
+    """On the master: each worker's records into ``requests-<worker>.jsonl`` of the request directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files: dict[str, IO[str]] = {}
+
+    def receive(self, environment: Environment, msg: Any, **_: Any) -> None:
+        worker = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(msg.node_id))
+        handle = self.files.get(worker)
+        if handle is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = self.files[worker] = (self.directory / f"requests-{worker}.jsonl").open("a", buffering=1)
+        handle.write("".join(json.dumps(s, separators=(",", ":")) + "\n" for s in msg.data["records"]))
+
+
+def _apply_profile(raw: str | None) -> None:
+    """A worker started without the environment gets the profile from the master: rate and flow weights."""
+    if not raw:
+        return
+    profile = shapes.LoadProfile.model_validate(json.loads(raw))
+    Shopper.wait_time = (
+        constant_throughput(profile.rate / profile.users) if profile.rate else between(0.5, 2.0)
+    )
+    flows = {"browse": Shopper.browse, "order": Shopper.order, "status": Shopper.status}
+    Shopper.tasks = [flows[flow] for flow, weight in profile.flows.items() for _ in range(weight)]
+
+
+@events.init.add_listener
+def _distributed(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        directory = os.environ.get(REQUEST_LOG_DIR_ENV)
+        if directory:
+            runner.register_message(REQUESTS_MESSAGE, _MasterRequestLog(Path(directory)).receive)
+    elif isinstance(runner, WorkerRunner):
+        RECORDER.forward_to = runner
+
+        def forward_forever() -> None:
+            while True:
+                gevent.sleep(FORWARD_EVERY_S)
+                RECORDER.flush()
+
+        gevent.spawn(forward_forever)
+
+
+@events.test_start.add_listener
+def _from_master(environment: Environment, **_: Any) -> None:
+    options = environment.parsed_options
+    if isinstance(environment.runner, WorkerRunner) and options is not None:
+        if getattr(options, "testbed_run_id", None):
+            RECORDER.run_id = options.testbed_run_id
+        if PROFILE is None:
+            _apply_profile(getattr(options, "testbed_profile", None))
+
+
+@events.test_stop.add_listener
+def _flush_on_stop(environment: Environment, **_: Any) -> None:
+    RECORDER.flush()
+    if isinstance(environment.runner, WorkerRunner):
+        # The worker's last statistics, ahead of its "client_stopped": Locust itself sends them only on
+        # "quit", after which the master waits a fixed 0.5 s (too short on a loaded machine: the tail of
+        # the run was missing from the aggregated counts).
+        environment.runner._send_stats()
 
 
 def _traceparent() -> str:
@@ -195,6 +292,9 @@ def _slo_arguments(parser: Any) -> None:
         "--slo-max-fail-ratio", type=float, default=None, help="Exit 1 above this failure ratio"
     )
     parser.add_argument("--slo-p95-ms", type=float, default=None, help="Exit 1 when p95 exceeds this (ms)")
+    # Sent by the master to every worker with the spawn message (custom arguments are).
+    parser.add_argument("--testbed-run-id", default=None, help="Request-id prefix (testbed run sets it)")
+    parser.add_argument("--testbed-profile", default=None, help="Scenario load profile, JSON (testbed run)")
 
 
 @events.quitting.add_listener

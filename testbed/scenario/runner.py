@@ -91,7 +91,13 @@ def ensure_stack(backend: str, console: Console) -> None:
         ) from exc
 
 
-def _locust_command(scenario: Scenario, run_dir: Path, gateway_url: str) -> list[str]:
+# Workers on other machines (README, "Load across machines"): the master waits for this many of them
+# (instead of starting local ones) and listens for them on this address.
+REMOTE_WORKERS_ENV = "TESTBED_LOCUST_REMOTE_WORKERS"
+MASTER_BIND_ENV = "TESTBED_LOCUST_MASTER_BIND"
+
+
+def _locust_command(scenario: Scenario, run_dir: Path, gateway_url: str, run_id: str = "") -> list[str]:
     command = [
         str(BIN_DIR / "locust"),
         "-f",
@@ -112,7 +118,13 @@ def _locust_command(scenario: Scenario, run_dir: Path, gateway_url: str) -> list
         "--run-time",
         f"{scenario.load.duration_s + 30}s",
     ]  # a backstop: the shape stops first
-    if scenario.load.processes > 1:
+    # Custom arguments reach every worker with the spawn message (load/locustfile.py).
+    command += ["--testbed-run-id", run_id, "--testbed-profile", scenario.load.model_dump_json()]
+    remote = int(os.environ.get(REMOTE_WORKERS_ENV, "0") or 0)
+    if remote > 0:
+        command += ["--master", "--expect-workers", str(remote), "--expect-workers-max-wait", "120"]
+        command += ["--master-bind-host", os.environ.get(MASTER_BIND_ENV, "127.0.0.1")]
+    elif scenario.load.processes > 1:
         command += ["--processes", str(scenario.load.processes)]
     return command
 
@@ -205,7 +217,7 @@ def run_scenario(
         try:
             started_at = time.time()
             locust = _spawn(
-                _locust_command(scenario, run_dir, access.service_url("gateway")), env, locust_log
+                _locust_command(scenario, run_dir, access.service_url("gateway"), run_id), env, locust_log
             )
             deadline = (
                 started_at
