@@ -112,6 +112,8 @@ class LogAssertion(_Strict):
     min_completeness: Annotated[float, Field(gt=0, le=1)] = 1.0
     # Seconds from the request to its access log being searchable (the worst request counts).
     max_lag_s: Annotated[float, Field(gt=0)] = 60.0
+    # p99 of the same lag (a heavy run's promise: the tail, not one straggler); unset = not asserted.
+    max_lag_p99_s: Annotated[float, Field(gt=0)] | None = None
 
 
 class ExpectedAlert(_Strict):

@@ -172,6 +172,18 @@ def check_logs(record: RunRecord, assertion: LogAssertion) -> list[AssertionResu
             + (f"; p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s" if lags else ""),
         )
     )
+    if assertion.max_lag_p99_s is not None:
+        p99 = percentile(lags, 99) if lags else math.inf
+        results.append(
+            AssertionResult(
+                kind="logs",
+                name=f"log lag p99 ≤ {assertion.max_lag_p99_s:g} s",
+                passed=p99 <= assertion.max_lag_p99_s,
+                expected=f"≤ {assertion.max_lag_p99_s:g} s",
+                observed=f"{p99:.2f} s" if lags else "no logs found",
+                detail=f"p99 of {len(lags)} requests' lag (request start → first seen in a search)",
+            )
+        )
     return results
 
 

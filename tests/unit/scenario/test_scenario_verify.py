@@ -354,3 +354,18 @@ def test_locust_may_miss_only_the_requests_in_flight_at_stop(scenario: Scenario)
     record.locust.requests = 397
     [failure] = _failed(verify(scenario, record), "load")
     assert failure.name == "Locust's counts match the request records"
+
+
+def test_log_lag_p99_counts_the_tail_not_one_straggler() -> None:
+    spec = SPEC.replace(
+        "logs: {min_completeness: 1.0, max_lag_s: 20}", "logs: {max_lag_s: 20, max_lag_p99_s: 2}"
+    )
+    heavy = parse_scenario(spec, "recorded.yaml")
+    record = _healthy_run()
+    record.log_sightings = {r.id: r.t + 1.0 for r in record.requests}
+    record.log_sightings["run-7"] += 10  # one straggler in 400: under the worst-case limit, not the p99
+    assert not [r for r in verify(heavy, record) if r.kind == "logs" and not r.passed]
+    for r in record.requests[:8]:  # 2 % of the requests 3 s late: the p99 moves past 2 s
+        record.log_sightings[r.id] = r.t + 3.0
+    [failure] = _failed(verify(heavy, record), "logs")
+    assert failure.name == "log lag p99 ≤ 2 s" and failure.observed == "3.00 s"
