@@ -25,6 +25,7 @@ EXPERIMENTS = REPO_ROOT / "chaos" / "experiments"
 # Quiet ones first; each chaos scenario resolves what it raised before the next starts (see _quiet).
 LIVE = [
     "smoke",
+    "load-heavy",
     "ramp",
     "spike",
     "prometheus-restarted",
