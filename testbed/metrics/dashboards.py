@@ -14,6 +14,7 @@ import re
 import types
 import typing
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -489,6 +490,18 @@ _COUNTER_FUNCTION = re.compile(r"\b(rate|irate|increase)\(\s*([a-zA-Z_:][a-zA-Z0
 def counter_functions(expr: str) -> list[tuple[str, str]]:
     """(function, metric) of every rate/irate/increase applied directly to a metric in ``expr``."""
     return _COUNTER_FUNCTION.findall(expr)
+
+
+def empty_panel_queries(query: Callable[[str], list[Any]], directory: Path = DASHBOARDS_DIR) -> list[str]:
+    """The panel check: every Prometheus query of every dashboard in ``directory`` must return series
+    (``query`` runs PromQL on the live Prometheus). Returns ``"<dashboard> / <panel>: <expr>"`` for
+    each query without any."""
+    empty = []
+    for path in sorted(directory.glob("*.json")):
+        for title, expr in panel_queries(json.loads(path.read_text())):
+            if not query(expr):
+                empty.append(f"{path.stem} / {title}: {expr}")
+    return empty
 
 
 def write_dashboards(directory: Path = DASHBOARDS_DIR) -> list[Path]:

@@ -15,7 +15,7 @@ from prometheus_api_client import PrometheusConnect
 from testbed.context import RenderContext
 from testbed.metrics.archive import archive
 from testbed.metrics.client import prometheus_client
-from testbed.metrics.dashboards import DASHBOARDS_DIR, panel_queries
+from testbed.metrics.dashboards import DASHBOARDS_DIR, empty_panel_queries
 from testbed.metrics.policy import load_policy, parse_duration, parse_size
 from testbed.metrics.probes import shop_traffic
 from testbed.metrics.scrape import SERVICES
@@ -119,11 +119,7 @@ def test_every_dashboard_query_returns_series_after_load(
         # Two rate windows of traffic, so every rate()/recording rule has samples.
         time.sleep(2 * window + 10)
     assert traffic.sent > 0
-    empty = []
-    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
-        for title, expr in panel_queries(json.loads(path.read_text())):
-            if not prom.custom_query(expr):
-                empty.append(f"{path.stem} / {title}: {expr}")
+    empty = empty_panel_queries(prom.custom_query, DASHBOARDS_DIR)
     assert not empty, "panel queries without series:\n" + "\n".join(empty)
 
 
