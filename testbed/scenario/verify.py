@@ -150,7 +150,8 @@ def check_logs(record: RunRecord, assertion: LogAssertion) -> list[AssertionResu
     results = [
         AssertionResult(
             kind="logs",
-            name=f"log completeness ≥ {assertion.min_completeness:.2%}",
+            # The service is named: the runner matches Locust's request ids to the gateway's access logs.
+            name=f"log completeness of gateway access logs ≥ {assertion.min_completeness:.2%}",
             passed=bool(answered) and completeness >= assertion.min_completeness,
             expected=f"≥ {assertion.min_completeness:.4f}",
             observed=f"{completeness:.4f}",
