@@ -46,6 +46,11 @@ if PROFILE is not None:
     SelectedShape = shapes.SHAPES[PROFILE.shape]
 
 RUN_ID = os.environ.get(RUN_ID_ENV) or f"adhoc{secrets.token_hex(3)}"
+# Sent once per Locust process (see Shopper.send_personal_data): the services must redact them before
+# logging; testbed/scenario/privacy.py looks for them (and any other) in Elasticsearch.
+PERSONAL_EMAIL = "jane.doe@example.com"
+PERSONAL_CARD = "4111111111111111"  # a Luhn-valid test card number
+_personal_data_sent = False
 FLOW_WEIGHTS = PROFILE.flows if PROFILE else {"browse": 6, "order": 2, "status": 2}
 REQUESTS_MESSAGE = "testbed_requests"
 FORWARD_BATCH = 500  # records per message from a worker to the master
@@ -205,6 +210,28 @@ class Shopper(FastHttpUser):
     def on_start(self) -> None:
         self.product_ids: list[str] = []
         self.order_ids: list[str] = []
+        global _personal_data_sent
+        if not _personal_data_sent:
+            _personal_data_sent = True
+            self.send_personal_data()
+
+    def send_personal_data(self) -> None:
+        """One product lookup whose path is a card number and one order carrying an e-mail address."""
+        name = "/catalog/{id} (personal data)"
+        with self._request("browse", "GET", f"/catalog/{PERSONAL_CARD}", name) as response:
+            if response.status_code == 404:  # no such product: the right answer
+                response.success()
+            else:
+                response.failure(f"HTTP {response.status_code}, expected 404")
+        self.browse()
+        if not self.product_ids:
+            return
+        body = {"product_id": self.product_ids[0], "quantity": 1, "customer_email": PERSONAL_EMAIL}
+        with self._request("order", "POST", "/orders", "/orders (personal data)", json=body) as response:
+            if response.status_code in (202, 409):
+                response.success()
+            else:
+                response.failure(f"HTTP {response.status_code}")
 
     def _request(self, flow: str, method: str, path: str, name: str, **kwargs: Any) -> Any:
         request_id = RECORDER.next_request_id()

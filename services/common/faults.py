@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common import metrics
+from services.common import metrics, redaction
 from services.common.problems import ProblemError, problem_response
 from services.common.request_body import read_json
 
@@ -35,6 +35,9 @@ class FaultSpec(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=30_000, description="Delay added before each request")
     blackhole: list[str] = Field(default_factory=list, description="Targets whose calls hang, then fail")
     ttl_s: int = Field(default=300, gt=0, le=MAX_TTL_S, description="Seconds until the faults switch off")
+    log_redaction: bool = Field(
+        default=True, description="false: log lines are written unredacted (the privacy check's sabotage)"
+    )
 
 
 @dataclass
@@ -73,6 +76,7 @@ class FaultState:
     def _apply(self, spec: FaultSpec, action: str) -> None:
         self.spec = spec
         self.expires_at = time.monotonic() + spec.ttl_s if action == "set" else 0.0
+        redaction.SWITCH.enabled = spec.log_redaction
         metrics.fault_injection_changes.labels(self.service, action).inc()
         metrics.fault_injection_active.labels(self.service, "error_rate").set(spec.error_rate)
         metrics.fault_injection_active.labels(self.service, "latency_ms").set(spec.latency_ms)
@@ -88,6 +92,7 @@ class FaultState:
                 "fault.latency_ms": spec.latency_ms,
                 "fault.blackhole": spec.blackhole,
                 "fault.ttl_s": spec.ttl_s if action == "set" else 0,
+                "fault.log_redaction": spec.log_redaction,
             },
         )
 

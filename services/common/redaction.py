@@ -8,6 +8,16 @@ from typing import Any
 
 MASK = "[REDACTED]"
 
+
+class RedactionSwitch:
+    """On, unless a fault flag (``log_redaction: false``) switches it off for one service instance:
+    the sabotage the scenarios' "no personal data in Elasticsearch" assertion must catch."""
+
+    enabled = True
+
+
+SWITCH = RedactionSwitch()
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # 13-19 digits, optionally grouped by spaces or dashes (ISO/IEC 7812), not part of a longer token
 # (so UUIDs and hex ids are left alone); only Luhn-valid numbers are masked.
@@ -58,7 +68,7 @@ _MAYBE_SENSITIVE = re.compile(
 
 
 def redact_text(text: str) -> str:
-    if not _MAYBE_SENSITIVE.search(text):
+    if not SWITCH.enabled or not _MAYBE_SENSITIVE.search(text):
         return text
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
@@ -68,6 +78,8 @@ def redact_text(text: str) -> str:
 
 def redact_field(name: str, value: Any) -> Any:
     """A field's value, masked whole when its (last) name is sensitive, else redacted."""
+    if not SWITCH.enabled:
+        return value
     if value is not None and name.rsplit(".", 1)[-1].lower() in _SECRET_KEYS:
         return MASK
     return redact_tree(value, {})
@@ -103,6 +115,8 @@ def redact(value: Any, keep: Collection[str] = ()) -> Any:
 
 def redact_tree(value: Any, keep: KeepTree) -> Any:
     """``redact`` with the kept paths already as a ``keep_tree``."""
+    if not SWITCH.enabled:
+        return value
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from testbed.scenario.privacy import PrivacyScan
+
 
 class RequestSample(BaseModel):
     """One request Locust sent (written by load/locustfile.py, one JSON object per line)."""
@@ -74,6 +76,7 @@ class RunRecord(BaseModel):
     # "start: alertmanager: <why>": an alert snapshot that could not be read (fails forbidden alerts).
     alert_read_failures: list[str] = Field(default_factory=list)
     locust: LocustOutcome | None = None
+    privacy: PrivacyScan | None = None  # the run's log documents scanned for personal data
     notes: list[str] = Field(default_factory=list)  # what could not be collected, and why
 
     def save(self, path: Path) -> None:

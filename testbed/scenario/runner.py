@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chaos.stack_access import StackAccess
-from testbed.scenario import collect
+from testbed.scenario import collect, privacy
 from testbed.scenario.errors import ExitCode, ScenarioInputError
 from testbed.scenario.record import RunRecord
 from testbed.scenario.spec import Scenario, check_alert_names, known_alert_names, load_scenario
@@ -345,6 +345,7 @@ def _collect(
         probe_requests=collect.probe_requests_sent(run_dir / "journal.json"),
         es_access_log_count=es_count,
         alerts=alerts,
+        privacy=privacy.scan(access, run_id) if scenario.assertions.no_personal_data else None,
         notes=notes,
     )
 

@@ -145,6 +145,8 @@ class Assertions(_Strict):
     alerts_expected: list[ExpectedAlert] = Field(default_factory=list)
     alerts_forbidden: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     cross_signal: CrossSignal | None = None
+    # No e-mail address or card number in any of the run's log documents (testbed/scenario/privacy.py).
+    no_personal_data: bool = False
 
 
 class Scenario(_Strict):

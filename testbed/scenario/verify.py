@@ -446,6 +446,37 @@ def check_cross_signal(record: RunRecord, assertion: CrossSignal) -> AssertionRe
     )
 
 
+def check_no_personal_data(record: RunRecord) -> AssertionResult:
+    """No e-mail address or card number in the run's log documents; the load sent some (the requests
+    named "(personal data)"), and a scan that could not run or read nothing is a failure."""
+    name = "no personal data in Elasticsearch"
+    sent = sum(1 for r in record.requests if r.name.endswith("(personal data)") and r.status != 0)
+    scan = record.privacy
+    if scan is None or scan.error or scan.documents == 0 or sent == 0:
+        why = (
+            "not scanned"
+            if scan is None
+            else scan.error or ("no log document of this run" if scan.documents == 0 else "")
+        )
+        return AssertionResult(
+            kind="privacy",
+            name=name,
+            passed=False,
+            expected="0 findings in the run's documents",
+            observed="unknown",
+            detail=why or "the load sent no request carrying personal data",
+        )
+    return AssertionResult(
+        kind="privacy",
+        name=name,
+        passed=not scan.findings,
+        expected="0 findings in the run's documents",
+        observed=f"{len(scan.findings)} findings",
+        detail=f"{scan.documents} documents of {sent} personal-data requests and the rest scanned"
+        + (f"; e.g. {'; '.join(scan.findings[:3])}" if scan.findings else ""),
+    )
+
+
 def check_chaos(record: RunRecord) -> AssertionResult:
     completed = record.chaos_status == "completed" and not record.chaos_deviated
     return AssertionResult(
@@ -484,6 +515,8 @@ def verify(scenario: Scenario, record: RunRecord) -> list[AssertionResult]:
     results += [check_forbidden_alert(record, name) for name in scenario.assertions.alerts_forbidden]
     if scenario.assertions.cross_signal is not None:
         results.append(check_cross_signal(record, scenario.assertions.cross_signal))
+    if scenario.assertions.no_personal_data:
+        results.append(check_no_personal_data(record))
     return results
 
 
