@@ -26,8 +26,9 @@ CANARY_EMAIL = "jane.doe@example.com"
 CANARY_CARD = "4111111111111111"
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# 13-19 digits, optionally grouped by spaces or dashes, not inside a longer token (hex ids, UUIDs).
-_CARD = re.compile(r"(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])")
+# 13-19 digits in one run, or four groups of four split by spaces or dashes; never inside a longer
+# token (hex ids, UUIDs, request ids).
+_CARD = re.compile(r"(?<![0-9A-Za-z-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3})(?![0-9A-Za-z]|-[0-9A-Za-z])")
 
 
 class PrivacyScan(BaseModel):
