@@ -70,6 +70,8 @@ class _StandInShop(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/catalog":
             self._send(200, {"products": [{"id": "p1"}, {"id": "p2"}]})
+        elif self.path.startswith("/catalog/"):  # the locustfile's card-number lookup: no such product
+            self._send(404, {"title": "Not Found"})
         else:
             self._send(200, {"order_id": self.path.rsplit("/", 1)[-1], "status": "paid"})
 
@@ -109,7 +111,10 @@ def test_every_request_is_recorded_with_a_unique_id(tmp_path: Path, shop_url: st
     samples = _recorded(tmp_path)
     assert len(samples) > 50  # ~30 req/s for 4 s
     assert len({s.id for s in samples}) == len(samples)
-    assert all(s.id.startswith("unit-") and s.ok and s.status in (200, 202) for s in samples)
+    assert all(s.id.startswith("unit-") and s.ok for s in samples)
+    personal = {(s.name, s.status) for s in samples if s.name.endswith("(personal data)")}
+    assert personal == {("/catalog/{id} (personal data)", 404), ("/orders (personal data)", 202)}
+    assert all(s.status in (200, 202) for s in samples if not s.name.endswith("(personal data)"))
     assert {s.flow for s in samples} == {"browse", "order", "status"}
 
 
