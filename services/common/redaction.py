@@ -19,9 +19,14 @@ class RedactionSwitch:
 SWITCH = RedactionSwitch()
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# 13-19 digits, optionally grouped by spaces or dashes (ISO/IEC 7812), not part of a longer token
-# (so UUIDs and hex ids are left alone); only Luhn-valid numbers are masked.
-_CARD = re.compile(r"(?<![0-9A-Za-z-])(?:[0-9][ -]?){12,18}[0-9](?![0-9A-Za-z]|-[0-9A-Za-z])")
+# 13-19 digits in one run, or grouped 4-4-4-4 / 4-6-5 by spaces or dashes (ISO/IEC 7812), not part of
+# a longer token (so UUIDs and hex ids are left alone); only Luhn-valid numbers are masked. Groups are
+# explicit: a free "digit, optional separator" pattern swallowed what follows a card ("GET
+# /catalog/4111111111111111 404" became one 19-digit non-card and the card was logged in clear).
+_CARD = re.compile(
+    r"(?<![0-9A-Za-z-])(?:[0-9]{13,19}|[0-9]{4}(?:[ -][0-9]{4}){3}|[0-9]{4}[ -][0-9]{6}[ -][0-9]{5})"
+    r"(?![0-9A-Za-z]|-[0-9A-Za-z])"
+)
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 _SECRET_PAIR = re.compile(
     r"(?i)(\"?\b(?:password|passwd|pwd|secret|api[_-]?key|token|authorization)\b\"?\s*[:=]\s*\"?)"

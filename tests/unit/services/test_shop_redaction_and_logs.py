@@ -25,6 +25,10 @@ CARD = "4111 1111 1111 1111"
         ("customer jane.doe@example.com ordered", "jane.doe@example.com"),
         (f"paid with card {CARD}", CARD),
         ("card 5500-0000-0000-0004 used", "5500-0000-0000-0004"),
+        # Followed by more digits (an access log line's status): found by the privacy scan in a live run.
+        ("GET /catalog/4111111111111111 404", "4111111111111111"),
+        (f"card {CARD} 404", CARD),
+        ("amex 3782 822463 10005 on file", "3782 822463 10005"),
         ("Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi.payload.sig"),
         ('{"password": "hunter2"}', "hunter2"),
         ("login password=s3cr3t&user=x", "s3cr3t"),
