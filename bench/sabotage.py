@@ -50,7 +50,9 @@ def render(matrix: dict[str, Any]) -> str:
         lines.append(f"| {_cell(case['promise'])} | {_cell(case['sabotage'])} | {caught} | {seconds} |")
     total = sum(float(v["time_to_verdict_s"]) for v in matrix.values())
     green = ", ".join(
-        f"`{name}` {v['verdict']} in {v['time_to_verdict_s']:.0f} s" for name, v in sorted(baselines.items())
+        f"`{name}` {v['verdict']} in {v['time_to_verdict_s']:.0f} s"
+        + (f" ({_cell(v['note'])})" if v["verdict"] != "passed" and v.get("note") else "")
+        for name, v in sorted(baselines.items())
     )
     measured = max((v.get("measured_at", "") for v in matrix.values()), default="")
     lines += [

@@ -86,7 +86,6 @@ CASES = (
     "shipper-drops-logs",
     "shipping-delayed",
     "scrape-target-removed",
-    "gateway-restarted",
     "alert-rule-removed",
     "alert-for-raised",
     "alert-route-drops",

@@ -20,8 +20,6 @@ import yaml
 from testbed.context import RenderContext
 from testbed.metrics.client import prometheus_client
 from testbed.metrics.dashboards import DASHBOARDS_DIR, empty_panel_queries
-from testbed.scenario import collect, verify
-from testbed.scenario.errors import ScenarioInputError
 from testbed.settings import REPO_ROOT
 from tests.sabotage import harness
 from tests.sabotage.harness import DATA, caught_by, record_outcome, run
@@ -49,8 +47,9 @@ def stack(native_stack: RenderContext) -> RenderContext:
 @pytest.mark.parametrize("scenario", [PIPELINE, ALERT, DATA / "privacy.yaml"], ids=lambda p: p.stem)
 def test_unsabotaged_scenario_passes(stack: RenderContext, tmp_path: Path, scenario: Path) -> None:
     verdict = run(scenario, tmp_path)
+    failed = "; ".join(f"{r.name}: {r.observed}" for r in verdict.failed)
+    record_outcome(f"baseline-{scenario.stem}", "(un-sabotaged)", "none", None, verdict, note=failed)
     assert verdict.outcome.passed, verdict.explain()
-    record_outcome(f"baseline-{scenario.stem}", "(un-sabotaged)", "none", None, verdict)
 
 
 # --- logs -------------------------------------------------------------------------------------------------
@@ -269,29 +268,11 @@ def test_dashboard_panel_on_a_missing_metric_fails_panel_check(stack: RenderCont
     )
 
 
-# --- cases that depend on the verifier closing a false green (issue 10, section 2) ------------------------
-# Each is written and run; while the verifier's piece is missing it is a strict xfail naming that piece
-# (it must fail today, and it turns into an error the day the piece lands without the xfail removed).
-
-_NO_ACTIVE_ALERT_CHECK = not hasattr(collect, "active_alerts")
-_NO_LOCUST_VERDICT = not hasattr(verify, "check_locust")
-_NO_INCREASE = not hasattr(collect, "counter_increase")
+# --- false greens closed by the verifier (issue 10, section 2) -------------------------------------------
+# The must-stay-green case (a gateway restarted mid-run, the counts still agree) is the verifier's own
+# live test: tests/scenario/test_scenarios_native.py::test_counts_agree_across_a_gateway_restart.
 
 
-def _smoke_latency_limits() -> list[float]:
-    smoke = yaml.safe_load((REPO_ROOT / "scenarios" / "smoke.yaml").read_text())
-    return [float(slo["max_ms"]) for slo in smoke["assertions"].get("latency", [])]
-
-
-# 300 ms added on inventory cannot breach limits of a second or more: smoke is not recalibrated yet.
-_SMOKE_UNCALIBRATED = min(_smoke_latency_limits(), default=0) >= 1000
-
-
-@pytest.mark.xfail(
-    _NO_ACTIVE_ALERT_CHECK,
-    strict=True,
-    reason="verify's forbidden-alert check of alerts active at run start has not landed (issue 10 §2)",
-)
 def test_alert_firing_before_the_run_fails_forbidden_alert(stack: RenderContext, tmp_path: Path) -> None:
     """node_exporter's target made unreachable (scraped on a closed port) before the run: TargetDown
     fires while every component stays healthy, so the runner's stack check cannot mend it."""
@@ -303,26 +284,12 @@ def test_alert_firing_before_the_run_fails_forbidden_alert(stack: RenderContext,
     sabotage = harness.metrics_config(
         stack, harness.prometheus_dir(stack) / "prometheus.yml", harness.yaml_edit(unreachable)
     )
-    refused: ScenarioInputError | None = None
     with harness.healthy_after(stack), sabotage:
         harness.wait_for(
             lambda: "TargetDown{node}" in harness.active_alerts(stack), 90, "TargetDown{node} active"
         )
-        started = time.monotonic()
-        try:
-            verdict = run(PIPELINE, tmp_path)
-        except ScenarioInputError as exc:  # the other accepted design: refuse to start on a dirty stack
-            refused = exc
-    if refused is not None:
-        assert "TargetDown" in str(refused), refused
-        harness.record_check_outcome(
-            "alert-firing-before-run",
-            "no forbidden alert fires (before, during or after the run)",
-            "node_exporter scraped on a closed port before the run: TargetDown already firing",
-            f"run refused (exit 2): {refused.problem}",
-            time.monotonic() - started,
-        )
-        return
+        # The verifier's choice (scenarios/README.md): the run goes ahead and fails the forbidden alert.
+        verdict = run(PIPELINE, tmp_path)
     caught = caught_by(verdict, ("alert TargetDown does not fire",))
     record_outcome(
         "alert-firing-before-run",
@@ -343,9 +310,6 @@ def _kill_locust() -> None:
     locust.kill()
 
 
-@pytest.mark.xfail(
-    _NO_LOCUST_VERDICT, strict=True, reason="verify's Locust verdict assertions have not landed"
-)
 def test_locust_crashing_mid_run_fails_the_run(stack: RenderContext, tmp_path: Path) -> None:
     with harness.healthy_after(stack), harness.later(7, _kill_locust):
         verdict = run(PIPELINE, tmp_path)
@@ -359,9 +323,6 @@ def test_locust_crashing_mid_run_fails_the_run(stack: RenderContext, tmp_path: P
     )
 
 
-@pytest.mark.xfail(
-    _NO_LOCUST_VERDICT, strict=True, reason="verify's Locust verdict assertions have not landed"
-)
 def test_load_short_of_its_planned_volume_fails_the_run(stack: RenderContext, tmp_path: Path) -> None:
     # Each of the 5 users wants 2 requests/s; 1 s added to every gateway answer caps it near 1/s.
     with harness.healthy_after(stack), harness.fault_flags(stack, "gateway", latency_ms=1000):
@@ -376,31 +337,6 @@ def test_load_short_of_its_planned_volume_fails_the_run(stack: RenderContext, tm
     )
 
 
-@pytest.mark.xfail(
-    _NO_INCREASE,
-    strict=True,
-    reason="verify's cross-signal count from the counters' increase (robust to resets) has not landed",
-)
-def test_gateway_restarted_mid_run_counts_still_agree(stack: RenderContext, tmp_path: Path) -> None:
-    """Must stay green: a restart resets the gateway's counters mid-run, which the counts must absorb."""
-    with harness.healthy_after(stack), harness.later(3, lambda: harness.testbed("restart", "gateway")):
-        verdict = run(DATA / "restart.yaml", tmp_path)
-    assert verdict.outcome.passed, verdict.explain()
-    record_outcome(
-        "gateway-restarted",
-        "the three counts agree across a counter reset (must stay green)",
-        "the gateway instance under load restarted 3 s into the run",
-        None,
-        verdict,
-        note="stays green, as it must",
-    )
-
-
-@pytest.mark.xfail(
-    _SMOKE_UNCALIBRATED,
-    strict=True,
-    reason="smoke's latency limits are not recalibrated yet (p95 1,500 ms / p99 5,000 ms): verify's piece",
-)
 def test_latency_injected_on_inventory_fails_smoke_latency(stack: RenderContext, tmp_path: Path) -> None:
     """smoke.yaml's own latency assertions, on a 15-s load (the rest of smoke is other cases' business)."""
     smoke = yaml.safe_load((REPO_ROOT / "scenarios" / "smoke.yaml").read_text())
