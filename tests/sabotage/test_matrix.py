@@ -74,7 +74,7 @@ def test_shipper_dropping_a_share_of_access_logs_fails_completeness(
     stack: RenderContext, tmp_path: Path
 ) -> None:
     sabotage = harness.rsyslog_config(stack, _drop_every_50th_gateway_access_line)
-    with harness.healthy_after(stack), sabotage:
+    with harness.healthy_after(stack, harness.log_arrives(stack)), sabotage:
         verdict = run(PIPELINE, tmp_path)
     caught = caught_by(verdict, ("log completeness", "gateway"))
     assert "lost" in caught.detail
@@ -97,7 +97,8 @@ def _delay_shipping_10s(conf: str) -> str:
 
 
 def test_shipping_delayed_10s_fails_log_lag(stack: RenderContext, tmp_path: Path) -> None:
-    with harness.healthy_after(stack), harness.rsyslog_config(stack, _delay_shipping_10s):
+    sabotage = harness.rsyslog_config(stack, _delay_shipping_10s)
+    with harness.healthy_after(stack, harness.log_arrives(stack)), sabotage:
         verdict = run(PIPELINE, tmp_path)
     caught = caught_by(verdict, ("log lag",))
     record_outcome(
