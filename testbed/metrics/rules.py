@@ -361,7 +361,10 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
         ),
         alert(
             "ElasticsearchUnreachable",
-            "elasticsearch_cluster_health_up == 0",
+            # elasticsearch_exporter >= 1.7 has no elasticsearch_cluster_health_up: a failed
+            # /_cluster/health read leaves the health series out of the exporter's answer.
+            'up{job="elasticsearch"} == 1 unless on (job, instance) '
+            'elasticsearch_cluster_health_number_of_nodes{job="elasticsearch"}',
             for_=policy.for_duration("target_down"),
             severity=Severity.CRITICAL,
             labels={"service": "elasticsearch"},

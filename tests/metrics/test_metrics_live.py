@@ -39,7 +39,8 @@ EXPECTED_JOBS = {
 KEY_METRICS = {
     "node_exporter": ("node_filesystem_avail_bytes", None),
     "postgres_exporter": ("pg_up", 1.0),
-    "elasticsearch_exporter": ("elasticsearch_cluster_health_up", 1.0),
+    # exporter >= 1.7: the health series are present only while /_cluster/health answers.
+    "elasticsearch_exporter": ("elasticsearch_cluster_health_number_of_nodes", 1.0),
     "elasticsearch_exporter (indices)": (
         'elasticsearch_indices_docs_primary{index=~"logs-testbed-.*"}',
         None,
