@@ -417,8 +417,9 @@ def report(
             f" stack(s), the load generator and the other engineers' work (load average at start: {load_avg};"
             f" at the end: {load_avg_end}).",
             "Produced by `testbed bench services` (`.venv/bin/python -m bench.services [--flame]`).",
-            "CPU per request and the CPU-based ratios hold whatever else runs on the cores; req/s and p99"
-            " do not (they fall when the machine is busy), so on a shared machine they are conservative.",
+            "CPU per request and the CPU-based ratios are steadier than req/s and p99 on a shared machine"
+            " (those fall whenever other work takes the cores), but not immune: contention (context switches,"
+            " cold caches) inflates CPU per request too, so every figure here is conservative.",
             "",
             "## Goals (issue 12), this run",
             "",
@@ -427,6 +428,11 @@ def report(
             "## Before",
             "",
             *BEFORE,
+            "",
+            "Flame graphs (py-spy, no code change): `bench/flame-before-gateway.svg`,"
+            " `bench/flame-before-inventory.svg` (97f73b2, under this benchmark's load) and"
+            " `bench/flame-gateway.svg`, `bench/flame-inventory.svg` (this code, concurrency-8 step of a"
+            " `--flame` run).",
             "",
             f"## Gateway throughput at p99 < {P99_BUDGET_S * 1000:.0f} ms",
             "",
