@@ -312,8 +312,8 @@ def ensure_all(progress: Progress) -> dict[str, Path]:
     if pending:
         go = find_go()
         progress(
-            f"{len(pending)} Go build(s) not cached yet: a first build takes about 20 min of CPU on "
-            "2 cores (cached afterwards under " + str(go_root()) + ")"
+            f"{len(pending)} Go build(s) not cached yet: the first build takes 15-40 min on 2 cores, "
+            f"depending on load (Prometheus is most of it); cached afterwards under {go_root()}"
         )
         for build in pending:
             ensure_built(build, go, progress)

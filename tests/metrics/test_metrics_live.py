@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 from prometheus_api_client import PrometheusConnect
 
@@ -87,6 +88,36 @@ def test_exporter_key_metric_present(prom: PrometheusConnect, exporter: str) -> 
     assert result, f"{exporter}: no series for {expr}"
     if expected is not None:
         assert all(float(s["value"][1]) == expected for s in result), result
+
+
+# The compose images' versions (stack/versions.yaml), written out: natively the same builds must run.
+RUNNING_VERSIONS = {
+    "prometheus_build_info": "3.5.0",
+    "alertmanager_build_info": "0.28.1",
+    "node_exporter_build_info": "1.9.1",
+    "postgres_exporter_build_info": "0.17.1",
+    "elasticsearch_exporter_build_info": "1.9.0",
+    "blackbox_exporter_build_info": "0.27.0",
+}
+
+
+@pytest.mark.parametrize("metric", sorted(RUNNING_VERSIONS))
+def test_the_running_engine_is_the_compose_version(prom: PrometheusConnect, metric: str) -> None:
+    versions = {series["metric"].get("version") for series in wait_for_series(prom, metric)}
+    assert versions == {RUNNING_VERSIONS[metric]}
+
+
+def test_prometheus_ui_place_says_why_the_ui_is_absent(native_stack: RenderContext) -> None:
+    """Built without the npm UI, Prometheus would answer its UI pages with a bare 500."""
+    response = httpx.get(
+        f"https://{native_stack.address('prometheus')}/alerts",
+        auth=("testbed", native_stack.secrets.prometheus_password),
+        verify=str(native_stack.ca_cert),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text[:200]
+    assert "web UI: not built in the native stack" in response.text
+    assert "/api/v1/query" in response.text  # and what to use instead
 
 
 def test_retention_comes_from_the_policy(native_stack: RenderContext) -> None:
