@@ -132,3 +132,36 @@ def test_processes_each_record_their_requests(tmp_path: Path, shop_url: str) -> 
     assert len(list((tmp_path / "requests").glob("*.jsonl"))) == 2
     samples = _recorded(tmp_path)
     assert len({s.id for s in samples}) == len(samples) > 20
+
+
+def test_a_worker_without_environment_gets_profile_and_run_id_from_the_master(
+    tmp_path: Path, shop_url: str
+) -> None:
+    # What a worker on another machine is: `locust --worker --master-host ...`, nothing else set.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    worker = subprocess.Popen(
+        [str(LOCUST), "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1", "--master-port", port],
+        env={"PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        profile = {"shape": "steady", "users": 3, "duration_s": 4, "rate": 15, "flows": {"browse": 1}}
+        master_options = ["--master", "--expect-workers", "1", "--master-bind-host", "127.0.0.1"]
+        master_options += ["--master-bind-port", port, "--json-file", str(tmp_path / "stats")]
+        master_options += ["--testbed-run-id", "remote", "--testbed-profile", json.dumps(profile)]
+        done = _run_locust(tmp_path, shop_url, profile, *master_options)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert done.returncode == 0, done.stderr[-2000:]
+    samples = _recorded(tmp_path)
+    assert [f.name.startswith("requests-") for f in (tmp_path / "requests").glob("*.jsonl")] == [True]
+    assert len(samples) > 20 and all(s.id.startswith("remote-") for s in samples)
+    assert {s.flow for s in samples} == {"browse"}  # the master's flow weights, not the file's defaults
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert sum(entry["num_requests"] for entry in stats) == len(samples)  # aggregated on the master
