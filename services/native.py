@@ -2,15 +2,18 @@
 
 Each instance of each service is one supervised process (group ``services``): the venv's python running
 ``python -m services.<name>`` (uvicorn inside), configured only through ``SHOP_*`` environment variables
-built from the render context. A service creates its own database and applies its migrations at start
-(idempotent), so no ``post_start`` hook is needed. Component names: the first instance is the service
-name (``gateway``), further ones get their index (``gateway-1``).
+built from the render context. Each service connects with its own PostgreSQL role, which owns the
+service's database and is refused on the others' (``provision_stores``: PostgreSQL's ``post_start``);
+the service applies its own migrations at start (idempotent). Component names: the first instance is
+the service name (``gateway``), further ones get their index (``gateway-1``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
+from services.common.db import Store, provision
 from testbed.context import RenderContext
 from testbed.native.component import Component, HealthCheck
 
@@ -23,6 +26,28 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "alert_sink": (),
 }
 DATABASES = {"inventory": "inventory", "orders": "orders", "payments": "payments"}
+
+
+def stores(ctx: RenderContext) -> dict[str, Store]:
+    """Each service's database and its own login role (named after the service): see services/common/db.py."""
+    passwords = {
+        "inventory": ctx.secrets.inventory_db_password,
+        "orders": ctx.secrets.orders_db_password,
+        "payments": ctx.secrets.payments_db_password,
+    }
+    return {service: Store(database, service, passwords[service]) for service, database in DATABASES.items()}
+
+
+def admin_dsn(ctx: RenderContext) -> str:
+    """The server's admin credential: provisioning only, never given to a service."""
+    return f"postgresql://testbed:{ctx.secrets.postgres_password}@{ctx.address('postgresql')}/postgres"
+
+
+def provision_stores(ctx: RenderContext) -> None:
+    """PostgreSQL's ``post_start`` (and compose's ``databases`` job): roles and databases, idempotent."""
+    asyncio.run(provision(admin_dsn(ctx), stores(ctx)))
+
+
 AMQP_CLIENTS = frozenset({"orders", "payments"})
 
 
@@ -46,8 +71,9 @@ def environment(ctx: RenderContext, service: str, instance: int) -> dict[str, st
         "PYTHONUNBUFFERED": "1",
     }
     if service in DATABASES:
+        store = stores(ctx)[service]
         env["SHOP_DATABASE_URL"] = (
-            f"postgresql://testbed:{ctx.secrets.postgres_password}@{ctx.address('postgresql')}/{DATABASES[service]}"
+            f"postgresql://{store.role}:{store.password}@{ctx.address('postgresql')}/{store.database}"
         )
     if service in AMQP_CLIENTS:
         env["SHOP_AMQP_URL"] = f"amqp://testbed:{ctx.secrets.rabbitmq_password}@{ctx.address('rabbitmq')}/"

@@ -36,6 +36,10 @@ class Secrets(BaseModel):
     alert_sink_password: str = Field(default_factory=_password)
     # PostgreSQL superuser "testbed" and RabbitMQ user "testbed"
     postgres_password: str = Field(default_factory=_password)
+    # Each service's own PostgreSQL role (owner of its database, refused on the others')
+    inventory_db_password: str = Field(default_factory=_password)
+    orders_db_password: str = Field(default_factory=_password)
+    payments_db_password: str = Field(default_factory=_password)
     rabbitmq_password: str = Field(default_factory=_password)
     rabbitmq_erlang_cookie: str = Field(default_factory=lambda: token.token_hex(20))
     # Token guarding the services' fault-injection admin endpoints

@@ -169,6 +169,19 @@ def setup_all() -> None:
     _run_setup_steps("apply", "kibana")
 
 
+@setup_app.command("databases")
+def setup_databases() -> None:
+    """(databases container) Each service's PostgreSQL role and the database it owns. Idempotent."""
+    from services.native import provision_stores
+    from testbed.deploy.runtime import compose_context
+
+    try:
+        provision_stores(compose_context())
+    except (ValueError, OSError) as exc:
+        raise _fail(f"could not provision the services' databases: {exc}") from None
+    console.print("[green]done:[/] databases")
+
+
 def compose_service(
     name: Annotated[str, typer.Argument(help="port name of the service (stack/ports.yaml)")],
     instance: Annotated[int, typer.Argument(help="instance number")] = 0,

@@ -269,6 +269,12 @@ def project_reads(name: str, service: Mapping[str, Any], variables: set[str]) ->
             )
             setup.prepare(ctx)
         return touched & variables
+    if command[:3] == ["testbed", "compose-setup", "databases"]:
+        ctx = runtime.compose_context(markers)
+        from services.native import admin_dsn, stores
+
+        texts = [admin_dsn(ctx), *(store.password for store in stores(ctx).values())]
+        return {v for v, marker in markers.items() if any(marker in text for text in texts)}
     if command[:2] == ["testbed", "compose-setup"]:
         users = {secret_variable(u["password_secret"]) for u in layout.users().values()}
         return ({secret_variable("elastic_password")} | users) & variables

@@ -188,6 +188,7 @@ def postgresql(ctx: RenderContext) -> Component:
         stop_signal="INT",  # fast shutdown
         url=f"postgresql://{ctx.address('postgresql')}",
         render=configs.render_postgresql,
+        post_start=services_native.provision_stores,  # one role and database per service
     )
 
 
