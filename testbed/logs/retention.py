@@ -216,10 +216,26 @@ class _ListHandler(logging.Handler):
         self.sink.append(f"{record.levelname} {record.getMessage()}")
 
 
+def _wait_for_repository(config_dir: Path, timeout_s: float = 600.0) -> None:
+    """The scheduler starts beside Elasticsearch (its Python start-up is then off the stack's critical
+    path): the first pass waits until the node answers and its archive repository is registered (by
+    Elasticsearch's post-start hook). After ``timeout_s`` the pass runs anyway and records its failure."""
+    repository = layout.retention().repository
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with _curator_client(config_dir) as client:
+                client.snapshot.get_repository(name=repository)
+            return
+        except Exception:  # not up yet, not yet registered, credentials not yet loaded: all mean "wait"
+            time.sleep(2.0)
+
+
 def schedule(config_dir: Path, log_dir: Path, every_s: float) -> None:
     """Run Curator now and then every ``every_s`` seconds (the native component's process)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     scheduler_pid_file(log_dir).write_text(f"{os.getpid()}\n")
+    _wait_for_repository(config_dir)
     while True:
         result = run_curator(config_dir, log_dir)
         outcome = "ok" if result.ok else "FAILED"
@@ -244,7 +260,7 @@ def component(ctx: RenderContext) -> Component:
             f'test -s {scheduler_pid_file(log_dir)} && kill -0 "$(cat {scheduler_pid_file(log_dir)})"',
             timeout_s=120,
         ),
-        depends_on=("elasticsearch",),
+        # No depends_on: it starts beside Elasticsearch and its first pass waits for the node.
         group="jobs",
         render=render_curator,
     )
