@@ -23,10 +23,37 @@ def _run(ctx: RenderContext, query: str, extra: dict | None = None) -> int:
         return int(es.count(index=layout.shipping().index_pattern, query=clause)["count"])
 
 
-def test_every_saved_query_runs(logs_ctx: RenderContext) -> None:
+def _write_probe(ctx: RenderContext, **fields: object) -> str:
+    """One log document written now into today's shipping index (searchable on return); its event.id."""
+    event_id = f"kibana-probe-{uuid.uuid4().hex}"
+    with clients.writer(ctx) as writer:
+        writer.create(
+            index=layout.shipping().index_pattern.replace("*", time.strftime("%Y.%m.%d", time.gmtime())),
+            id=event_id,
+            document={
+                "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "event": {"id": event_id, "dataset": "tests.kibana"},
+                "service": {"name": "kibana-probe"},
+                "message": "probe",
+                **fields,
+            },
+            refresh="wait_for",
+        )
+    return event_id
+
+
+def test_every_saved_query_finds_a_fresh_document_it_promises(logs_ctx: RenderContext) -> None:
+    # One document every saved query promises to match (an error, in the placeholder trace the
+    # one-trace query ships with); each query, narrowed to that document, must find it exactly once.
+    event_id = _write_probe(
+        logs_ctx, log={"level": "error"}, trace={"id": "00000000000000000000000000000000"}
+    )
+    only_probe = {"term": {"event.id": event_id}}
     for saved in kibana.saved_queries():
         assert saved.language == "lucene", f"{saved.title}: only Lucene queries are checked here"
-        assert _run(logs_ctx, saved.query) >= 0
+        assert _run(logs_ctx, saved.query, only_probe) == 1, (
+            f"{saved.title} ({saved.query!r}) misses the probe"
+        )
 
 
 def test_errors_by_service_finds_a_fresh_error(logs_ctx: RenderContext) -> None:
