@@ -27,8 +27,15 @@ from services.common.openapi import UUID_PARAMETER, Link, Operation, openapi_doc
 from services.common.problems import ProblemError, problem_response
 from services.common.request_body import JsonInt, read_model
 from services.common.settings import ServiceSettings
-from services.inventory.app import PRODUCT_ID_PATTERN, Product, ProductList, Reservation, ReservationRequest
-from services.orders.app import Order, OrderRequest
+from services.gateway.contracts import (
+    PRODUCT_ID_PATTERN,
+    Order,
+    OrderRequest,
+    Product,
+    ProductList,
+    Reservation,
+    ReservationRequest,
+)
 
 VERSION = "1.0.0"
 logger = logging.getLogger("shop.gateway")

@@ -156,9 +156,56 @@ def test_every_dashboard_query_returns_series_after_load(
     assert not empty, "panel queries without series:\n" + "\n".join(empty)
 
 
-def test_archive_metrics_takes_a_snapshot(native_stack: RenderContext, tmp_path) -> None:
+def test_archive_metrics_snapshot_restores_into_a_scratch_prometheus(
+    native_stack: RenderContext, prom: PrometheusConnect, tmp_path
+) -> None:
+    import socket
+    import subprocess
+    import tarfile
+
+    from testbed.native.stack import GO_BUILT
+
+    # A series known to be in the snapshot: one `up` series of the live Prometheus, just before it.
+    known = prom.custom_query("up == 1")[0]["metric"]
+    taken_at = time.time()
     tarball = archive(native_stack, tmp_path / "metrics.tar.gz")
-    assert tarball.stat().st_size > 0
+    with tarfile.open(tarball) as packed:
+        packed.extractall(tmp_path / "restored", filter="data")
+    (tsdb,) = (tmp_path / "restored").iterdir()
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global: {}\n")
+    with socket.socket() as probe:  # a free port on loopback for the scratch server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    scratch = subprocess.Popen(
+        [
+            str(GO_BUILT("prometheus")),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tsdb}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=10y",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        selector = "up{" + ",".join(f'{k}="{v}"' for k, v in sorted(known.items()) if k != "__name__") + "}"
+        answer = httpx.get(f"{base}/api/v1/query", params={"query": selector, "time": taken_at}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()["data"]["result"]
+        assert [float(r["value"][1]) for r in result] == [1.0], f"{selector} not restored: {result}"
+    finally:
+        scratch.terminate()
+        scratch.wait(timeout=30)
 
 
 def test_elasticsearch_panel_aggregation_returns_buckets(native_stack: RenderContext) -> None:
