@@ -215,6 +215,15 @@ def read_alerts(access: StackAccess, since: float) -> tuple[list[AlertEvent], st
     return sorted(events, key=lambda e: e.at), None
 
 
+def _active(
+    labels: dict[str, str],
+    source: Literal["alertmanager", "prometheus"],
+    phase: Literal["start", "during", "end"],
+    now: float,
+) -> ActiveAlert:
+    return ActiveAlert(name=labels.get("alertname", "?"), labels=labels, source=source, phase=phase, at=now)
+
+
 def active_alerts(
     access: StackAccess, phase: Literal["start", "during", "end"], now: float
 ) -> tuple[list[ActiveAlert], list[str]]:
@@ -231,15 +240,7 @@ def active_alerts(
             response.raise_for_status()
             for alert in response.json():
                 labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
-                found.append(
-                    ActiveAlert(
-                        name=labels.get("alertname", "?"),
-                        labels=labels,
-                        source="alertmanager",
-                        phase=phase,
-                        at=now,
-                    )
-                )
+                found.append(_active(labels, "alertmanager", phase, now))
     except (httpx.HTTPError, ValueError, TypeError, AttributeError) as exc:
         problems.append(f"{phase}: Alertmanager alerts unavailable: {exc}")
     client, base = access.prometheus(timeout_s=10.0)
@@ -249,15 +250,7 @@ def active_alerts(
             response.raise_for_status()
             for series in response.json()["data"]["result"]:
                 labels = {str(k): str(v) for k, v in series["metric"].items() if k != "__name__"}
-                found.append(
-                    ActiveAlert(
-                        name=labels.get("alertname", "?"),
-                        labels=labels,
-                        source="prometheus",
-                        phase=phase,
-                        at=now,
-                    )
-                )
+                found.append(_active(labels, "prometheus", phase, now))
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         problems.append(f"{phase}: Prometheus ALERTS unavailable: {exc}")
     return found, problems
