@@ -7,6 +7,8 @@ UV_BOOTSTRAP := $(HOME)/.cache/testbed/uv-bootstrap
 UV ?= $(shell command -v uv >/dev/null 2>&1 && uv --version >/dev/null 2>&1 && echo uv || echo $(UV_BOOTSTRAP)/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+# The suite runs on this many native stacks at once (tests/conftest.py splits the live tests between them).
+TEST_STACKS ?= 2
 
 .PHONY: help setup demo test lint unit down
 
@@ -31,7 +33,7 @@ demo: setup
 test: setup
 	$(RUN) ruff check .
 	$(RUN) mypy
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_STACKS) --dist loadgroup $(PYTEST_ARGS)
 
 lint:
 	$(RUN) ruff check .

@@ -5,6 +5,11 @@ and yields its ``RenderContext``. A stack already running is reused (missing com
 left running. A stack brought up from nothing by a test session is brought down by the last test
 session using it, so ``make test`` leaves no process behind, even when sessions overlap
 (``TESTBED_KEEP_STACK=1`` keeps it running, for faster re-runs).
+
+``make test`` runs the suite on two stacks at once (pytest-xdist, ``-n 2 --dist loadgroup``): most of
+the wall time is waiting (fault windows, ``for:`` durations, alert resolution), not CPU. Worker ``gwN``
+(N > 0) gets its own stack, shifted by N thousand ports and in its own state directory, and the live
+tests are split into one group per stack: the scenario catalog on one, everything else on the other.
 """
 
 from __future__ import annotations
@@ -16,8 +21,36 @@ from pathlib import Path
 import psutil
 import pytest
 
+from testbed import settings
 from testbed.context import RenderContext
 from testbed.native.control import NativeStack, StackError
+
+# The live tests of these directories run on the second stack under ``make test``; the rest on the first.
+SECOND_STACK_DIRS = ("scenario",)
+# Tests that judge "no alert at all" run first on their stack, before any earlier test's incident can
+# leave a slow burn-rate window active.
+QUIET_STACK_FIRST = ("test_healthy_load_raises_no_alert",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, worker gwN (N > 0) runs its own stack: N thousand ports up, its own state directory."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    if index == 0:
+        return
+    os.environ["TESTBED_STATE_DIR"] = f"{settings.state_dir()}-{worker}"
+    os.environ["TESTBED_PORT_OFFSET"] = str(int(os.environ.get("TESTBED_PORT_OFFSET", "0")) + 1000 * index)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per stack (the two groups are the largest scopes, so loadgroup gives each worker
+    one of them first); "no alert at all" tests first."""
+    items.sort(key=lambda item: item.name not in QUIET_STACK_FIRST)  # stable: the rest keep their order
+    for item in items:
+        if item.get_closest_marker("native") is None:
+            continue
+        second = any(f"tests/{name}/" in item.nodeid for name in SECOND_STACK_DIRS)
+        item.add_marker(pytest.mark.xdist_group("second-stack" if second else "first-stack"))
 
 
 def _leases_dir(ctx: RenderContext) -> Path:

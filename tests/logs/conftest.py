@@ -26,7 +26,11 @@ def es_super(logs_ctx: RenderContext) -> Iterator[Elasticsearch]:
 
 @pytest.fixture
 def scratch_index(es_super: Elasticsearch) -> Iterator[str]:
-    """A logs-testbed-* index name of a far-past day nobody else writes to, deleted afterwards."""
-    name = f"logs-testbed-1999.01.{uuid.uuid4().int % 28 + 1:02d}-{uuid.uuid4().hex[:8]}"
+    """A logs-testbed-* index name of a far-future day nobody else writes to, deleted afterwards.
+
+    Not a past day: the retention job (Curator) deletes indices older than ``hot_days`` by the day in
+    their name, and runs a pass as soon as it starts: the retention test restarts it, and in CI that pass
+    deleted the next test's 1999 index between its auto-create and its write (404)."""
+    name = f"logs-testbed-2999.01.{uuid.uuid4().int % 28 + 1:02d}-{uuid.uuid4().hex[:8]}"
     yield name
     es_super.options(ignore_status=404).indices.delete(index=name)
