@@ -20,7 +20,9 @@ from testbed.native import configs, pki
 from testbed.native import stack as stack_definition
 from testbed.native import supervisor as sv
 from testbed.native.component import Component, HealthCheck
-from testbed.native.control import CREDENTIALS_GRACE_S, NativeStack, StackError, _no_event, _Startup
+from testbed.native.control import NativeStack, StackError
+from testbed.native.errors import no_event
+from testbed.native.startup import CREDENTIALS_GRACE_S, StartAttempt
 from testbed.secrets import Secrets
 
 
@@ -186,13 +188,13 @@ def test_start_gives_up_on_refused_credentials_and_on_timeout(ctx: RenderContext
     )
     stack = NativeStack(ctx, [component])
     now = time.monotonic()
-    patient = _Startup(since=now)
-    stack._fail_if_hopeless(component, patient, "HTTP 401", _no_event)  # the first 401 is tolerated
+    patient = StartAttempt(since=now)
+    stack.starter.fail_if_hopeless(component, patient, "HTTP 401", no_event)  # the first 401 is tolerated
     patient.refused_since = now - CREDENTIALS_GRACE_S - 1
     with pytest.raises(StackError, match="refuses the stack's credentials"):
-        stack._fail_if_hopeless(component, patient, "HTTP 401", _no_event)
+        stack.starter.fail_if_hopeless(component, patient, "HTTP 401", no_event)
     with pytest.raises(StackError, match=r"not healthy within 100 s \(last probe: HTTP 503\)"):
-        stack._fail_if_hopeless(component, _Startup(since=now - 101), "HTTP 503", _no_event)
+        stack.starter.fail_if_hopeless(component, StartAttempt(since=now - 101), "HTTP 503", no_event)
 
 
 def test_a_render_that_changes_files_marks_its_component_for_restart(ctx: RenderContext) -> None:
