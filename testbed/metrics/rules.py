@@ -14,6 +14,7 @@ Every alert carries a ``severity`` label (critical, warning or info: Alertmanage
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,13 +223,9 @@ def slo_rules(policy: Policy, spec: SloSpec) -> list[dict[str, Any]]:
 # --- Symptoms --------------------------------------------------------------------------------------
 
 
-def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
-    t = policy.thresholds
-    names = red_names(policy)
-    window = policy.symptom_rate_window
-    dlq = t.dead_letter_queue_regex
-    traffic = f"{names['requests']} > {t.min_request_rate}"
-    availability = [
+def _availability_alerts(policy: Policy) -> list[dict[str, Any]]:
+    """Something does not answer at all: a scrape target, or a health endpoint."""
+    return [
         alert(
             "TargetDown",
             "up == 0",
@@ -256,11 +253,19 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             ),
         ),
     ]
+
+
+def _red_alerts(policy: Policy) -> list[dict[str, Any]]:
+    """A service answers, but with too many errors, too slowly, or at an unusual rate (on RED records)."""
+    t = policy.thresholds
+    names = red_names(policy)
+    window = policy.symptom_rate_window
+    traffic = f"{names['requests']} > {t.min_request_rate}"
     rate = names["requests"]
     baseline = f"{rate}[{t.anomaly_baseline_window}] offset {t.anomaly_baseline_offset}"
     baseline_mean = f"avg_over_time({baseline})"
     baseline_stddev = f"stddev_over_time({baseline})"
-    red = [
+    return [
         alert(
             "ServiceHighErrorRate",
             f"{names['error_ratio']} > {t.error_ratio} and {traffic}",
@@ -312,7 +317,15 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             ),
         ),
     ]
-    dependencies = [
+
+
+def _dependency_alerts(policy: Policy) -> list[dict[str, Any]]:
+    """What the services need: PostgreSQL, RabbitMQ's queues, Elasticsearch."""
+    return [*_postgres_alerts(policy), *_rabbitmq_alerts(policy), *_elasticsearch_alerts(policy)]
+
+
+def _postgres_alerts(policy: Policy) -> list[dict[str, Any]]:
+    return [
         alert(
             "PostgresDown",
             "pg_up == 0",
@@ -326,6 +339,14 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
                 "down the services' error-rate and SLO alerts are inhibited (Alertmanager)."
             ),
         ),
+    ]
+
+
+def _rabbitmq_alerts(policy: Policy) -> list[dict[str, Any]]:
+    t = policy.thresholds
+    window = policy.symptom_rate_window
+    dlq = t.dead_letter_queue_regex
+    return [
         alert(
             "RabbitMQQueueBacklog",
             f'rabbitmq_queue_messages_ready{{queue!~"{dlq}"}} > {t.queue_backlog_messages}',
@@ -359,6 +380,11 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
                 "learn why it was rejected; fix and re-publish."
             ),
         ),
+    ]
+
+
+def _elasticsearch_alerts(policy: Policy) -> list[dict[str, Any]]:
+    return [
         alert(
             "ElasticsearchUnreachable",
             # elasticsearch_exporter >= 1.7 has no elasticsearch_cluster_health_up: a failed
@@ -396,8 +422,14 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             runbook="GET /_cat/shards?v; set number_of_replicas to 0 in the index templates (one node).",
         ),
     ]
+
+
+def _log_alerts(policy: Policy) -> list[dict[str, Any]]:
+    """The log pipeline: requests flow but no document arrives, or the shipper drops messages."""
+    t = policy.thresholds
+    window = policy.symptom_rate_window
     pipeline_window = t.log_pipeline_window
-    logs = [
+    return [
         alert(
             "LogPipelineStalled",
             f"sum(rate({REQUESTS}{{{USER_TRAFFIC}}}[{pipeline_window}])) > {t.min_request_rate}\n"
@@ -440,7 +472,11 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             ),
         ),
     ]
-    host = [
+
+
+def _host_alerts(policy: Policy) -> list[dict[str, Any]]:
+    t = policy.thresholds
+    return [
         alert(
             "DiskWillFillSoon",
             f'node_filesystem_avail_bytes{{fstype!~"tmpfs|ramfs|overlay|squashfs"}}'
@@ -461,7 +497,12 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             ),
         ),
     ]
-    monitoring = [
+
+
+def _monitoring_alerts(policy: Policy) -> list[dict[str, Any]]:
+    """The monitoring itself: Alertmanager cannot notify, Prometheus cannot evaluate."""
+    window = policy.symptom_rate_window
+    return [
         alert(
             "AlertmanagerNotificationsFailing",
             f"rate(alertmanager_notifications_failed_total[{window}]) > 0",
@@ -483,14 +524,22 @@ def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
             runbook="Read Prometheus' log for the failing expression; `promtool check rules`.",
         ),
     ]
-    return [
-        {"name": "availability", "rules": availability},
-        {"name": "red", "rules": red},
-        {"name": "dependencies", "rules": dependencies},
-        {"name": "logs", "rules": logs},
-        {"name": "host", "rules": host},
-        {"name": "monitoring", "rules": monitoring},
-    ]
+
+
+# Rule group name -> its builder, in the order of symptoms.yml.
+SYMPTOM_GROUPS: tuple[tuple[str, Callable[[Policy], list[dict[str, Any]]]], ...] = (
+    ("availability", _availability_alerts),
+    ("red", _red_alerts),
+    ("dependencies", _dependency_alerts),
+    ("logs", _log_alerts),
+    ("host", _host_alerts),
+    ("monitoring", _monitoring_alerts),
+)
+
+
+def symptom_rules(policy: Policy) -> list[dict[str, Any]]:
+    """Symptom alerts, one rule group per concern (see ``SYMPTOM_GROUPS``)."""
+    return [{"name": name, "rules": build(policy)} for name, build in SYMPTOM_GROUPS]
 
 
 # --- Files -----------------------------------------------------------------------------------------
