@@ -14,11 +14,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common import metrics, tracing
+from services.common import logs, metrics, tracing
 from services.common.faults import FaultState
-from services.common.logs import ACCESS_LOGGER, ECS_FIELDS
+from services.common.logs import ACCESS_LOGGER
 from services.common.problems import ProblemError, problem_response
-from services.common.redaction import redact_text
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger("shop.http")
@@ -137,37 +136,10 @@ class InstrumentationMiddleware:
             if operational
             else (logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO)
         )
-        if not access_logger.isEnabledFor(level):
-            return
-        client = scope.get("client")
-        path = scope["path"]
-        access_logger.log(
-            level,
-            "%s %s %s",
-            method,
-            path,
-            status,
-            extra={
-                ECS_FIELDS: {
-                    "event": {
-                        "kind": "event",
-                        "category": _WEB,
-                        "duration": int(elapsed_s * 1e9),
-                        "outcome": "failure" if status >= 500 else "success",
-                    },
-                    "http": {
-                        "request": {"method": method, "id": context.request_id},
-                        "response": {"status_code": status},
-                        "route": route,
-                    },
-                    "url": {"path": redact_text(path)},  # the client's text: may hold anything
-                    "client": {"address": client[0]} if client else {},
-                }
-            },
-        )
-
-
-_WEB = ("web",)  # serialized as a JSON list; a tuple is never mutated by a formatter
+        if access_logger.isEnabledFor(level):
+            logs.access_log.write(
+                level, method, scope["path"], status, route, elapsed_s, context, scope.get("client")
+            )
 
 
 async def problem_from_exception(_request: Request, exc: Exception) -> Response:

@@ -13,8 +13,10 @@ import os
 import random
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ecs_logging
 import orjson
@@ -100,16 +102,10 @@ class RedactingEcsFormatter(ecs_logging.StdlibFormatter):
 
     def __init__(self) -> None:
         super().__init__(exclude_fields=["log.original", "process.thread", "process.name", "log.origin"])
-        self._second = -1
-        self._second_text = ""
+        self._clock = _Timestamps()
 
     def _timestamp(self, record: logging.LogRecord) -> str:
-        # ecs-logging's own rendering ("%Y-%m-%dT%H:%M:%S" + ".%03dZ"), strftime'd once per second.
-        second = int(record.created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int(record.msecs):03d}Z"
+        return self._clock.render(int(record.created), int(record.msecs))
 
     def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
         attributes = record.__dict__
@@ -171,6 +167,25 @@ class RedactingEcsFormatter(ecs_logging.StdlibFormatter):
             ).decode()
             record.__dict__["_ecs_line"] = line
         return line
+
+
+class _Timestamps:
+    """ecs-logging's rendering of ``@timestamp`` ("%Y-%m-%dT%H:%M:%S" + ".%03dZ", UTC), strftime'd once
+    per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._second_text = ""
+
+    def render(self, second: int, millisecond: int) -> str:
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{millisecond:03d}Z"
+
+    def now(self) -> str:
+        milliseconds = time.time_ns() // 1_000_000
+        return self.render(milliseconds // 1000, milliseconds % 1000)
 
 
 def _spec_order(document: dict[str, Any]) -> dict[str, Any]:
@@ -244,13 +259,20 @@ class RotatingLogFile(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            data = (self.format(record) + "\n").encode()
-            if self._written + len(data) > self.max_bytes and self._written:
-                self._rotate()
-            os.write(self._fd, data)
-            self._written += len(data)
+            self._append((self.format(record) + "\n").encode())
         except Exception:
             self.handleError(record)
+
+    def write_line(self, data: bytes) -> None:
+        """Append one already formatted line (ending in a newline): the access log's way in."""
+        with self.lock:  # type: ignore[union-attr]  # Handler.createLock ran in __init__
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        if self._written + len(data) > self.max_bytes and self._written:
+            self._rotate()
+        os.write(self._fd, data)
+        self._written += len(data)
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -273,6 +295,160 @@ class RotatingLogFile(logging.Handler):
         super().close()
 
 
+class AccessLog(Protocol):
+    """Where the instrumentation writes the access line of every request (one per request, no sampling)."""
+
+    def write(
+        self,
+        level: int,
+        method: str,
+        path: str,
+        status: int,
+        route: str,
+        duration_s: float,
+        context: tracing.TraceContext,
+        client: tuple[str, int] | None,
+    ) -> None: ...
+
+
+_WEB = ("web",)  # event.category, serialized as a JSON list
+
+
+def _access_fields(
+    method: str,
+    redacted_path: str,
+    status: int,
+    route: str,
+    duration_s: float,
+    context: tracing.TraceContext,
+    client: tuple[str, int] | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The access line's own ``event``, ``http``, ``url`` and ``client`` fields."""
+    return (
+        {
+            "kind": "event",
+            "category": _WEB,
+            "duration": int(duration_s * 1e9),
+            "outcome": "failure" if status >= 500 else "success",
+        },
+        {
+            "request": {"method": method, "id": context.request_id},
+            "response": {"status_code": status},
+            "route": route,
+        },
+        {"path": redacted_path},
+        {"address": client[0]} if client else {},
+    )
+
+
+class LoggerAccessLog:
+    """The access line as a record of the ``shop.access`` logger: the way when the process has not
+    configured the services' logging (a test app, a library use), so its own handlers get every line."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(ACCESS_LOGGER)
+
+    def write(
+        self,
+        level: int,
+        method: str,
+        path: str,
+        status: int,
+        route: str,
+        duration_s: float,
+        context: tracing.TraceContext,
+        client: tuple[str, int] | None,
+    ) -> None:
+        event, http, url, client_fields = _access_fields(
+            method, redact_text(path), status, route, duration_s, context, client
+        )
+        self.logger.log(
+            level,
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={ECS_FIELDS: {"event": event, "http": http, "url": url, "client": client_fields}},
+        )
+
+
+class DirectAccessLog:
+    """The access line assembled here and handed to the log file as one ``write(2)``: no LogRecord, no
+    filter, handler or formatter on the path every request takes (they cost about as much as the rest
+    of the instrumentation together).
+
+    The line is the one ``RedactingEcsFormatter`` makes of the same record, field for field and in the
+    same order (tests/unit/services compare the two): ``@timestamp``, ``log.level``, ``message`` first,
+    the service, trace and transaction fields, a fresh ``event.id``. The path (the client's text) is
+    redacted; the message is made of the trusted method and status around the redacted path.
+    """
+
+    def __init__(self, service: str, node: str, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._clock = _Timestamps()
+        self._dataset = f"shop.{service}.access"
+        self._logger = {"logger": ACCESS_LOGGER}
+        self._process = {"pid": os.getpid()}
+        self._service = {"name": service, "node": {"name": node}}
+        self._levels = {
+            level: logging.getLevelName(level).lower()
+            for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+        }
+
+    def write(
+        self,
+        level: int,
+        method: str,
+        path: str,
+        status: int,
+        route: str,
+        duration_s: float,
+        context: tracing.TraceContext,
+        client: tuple[str, int] | None,
+    ) -> None:
+        redacted = redact_text(path)
+        event, http, url, client_fields = _access_fields(
+            method, redacted, status, route, duration_s, context, client
+        )
+        event = {"dataset": self._dataset, **event, "id": _event_id()}
+        document = {
+            "@timestamp": self._clock.now(),
+            "log.level": self._levels.get(level) or logging.getLevelName(level).lower(),
+            "message": f"{method} {redacted} {status}",
+            "ecs.version": ecs_logging.ECS_VERSION,
+            "log": self._logger,
+            "process": self._process,
+            "service": self._service,
+            "event": event,
+            "trace": {"id": context.trace_id},
+            "span": {"id": context.span_id},
+            "transaction": {"id": context.request_id},
+            "http": http,
+            "url": url,
+            "client": client_fields,
+        }
+        try:
+            self._write(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
+        except Exception:
+            # As logging does with a failing handler: said on stderr, the request is still answered.
+            sys.stderr.write("--- Logging error (access line) ---\n")
+            traceback.print_exc(file=sys.stderr)
+
+
+# The instrumentation's access log: through the logging module until ``configure_logging`` sets up the
+# service's own destination, then written there directly.
+access_log: AccessLog = LoggerAccessLog()
+
+
+def _stream_writer(handler: logging.StreamHandler[Any]) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        with handler.lock:  # type: ignore[union-attr]  # Handler.createLock ran in __init__
+            handler.stream.write(data.decode())
+            handler.flush()
+
+    return write
+
+
 def log_file(log_dir: Path, settings: ServiceSettings) -> Path:
     return log_dir / f"{settings.instance_name}.log"
 
@@ -286,13 +462,16 @@ def configure_logging(settings: ServiceSettings) -> None:
     formatter = RedactingEcsFormatter()
     context_filter = ServiceContextFilter(settings.service_name, settings.instance_name)
     handler: logging.Handler
+    global access_log
     if settings.log_dir is not None:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        handler = RotatingLogFile(
+        handler = file = RotatingLogFile(
             log_file(settings.log_dir, settings), settings.log_max_bytes, settings.log_backups
         )
+        access_log = DirectAccessLog(settings.service_name, settings.instance_name, file.write_line)
     else:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = stream = logging.StreamHandler(sys.stdout)
+        access_log = DirectAccessLog(settings.service_name, settings.instance_name, _stream_writer(stream))
     handlers = [handler]
     # Record attributes no line uses (ECS lines carry neither thread, multiprocessing name, asyncio task
     # nor caller location): not computed, per the logging HOWTO's "Optimization" section.

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import ecs_logging
 import pytest
 
-from services.common import tracing
-from services.common.logs import RedactingEcsFormatter, configure_logging, log_file
+from services.common import logs, tracing
+from services.common.logs import (
+    ACCESS_LOGGER,
+    LoggerAccessLog,
+    RedactingEcsFormatter,
+    ServiceContextFilter,
+    configure_logging,
+    log_file,
+)
 from services.common.redaction import MASK, redact, redact_text
 from services.common.settings import ServiceSettings
 from tests.unit.services.ecs_spec import violations
@@ -65,16 +74,26 @@ def test_sensitive_keys_are_masked_whole_but_kept_paths_are_not():
 @pytest.fixture
 def service_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     settings = ServiceSettings(service_name="orders", port=1, log_dir=tmp_path)  # type: ignore[call-arg]
+    with _configured(settings):
+        yield log_file(tmp_path, settings)
+
+
+@contextlib.contextmanager
+def _configured(settings: ServiceSettings) -> Iterator[None]:
+    """``configure_logging(settings)``, then the root logger and the access log as they were."""
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+    saved = (list(root.handlers), root.level, logs.access_log)
     configure_logging(settings)
-    yield log_file(tmp_path, settings)
-    for handler in list(root.handlers):
-        handler.close()
-        root.removeHandler(handler)
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            handler.close()
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        logs.access_log = saved[2]
 
 
 def _lines(path: Path) -> list[dict]:
@@ -130,19 +149,9 @@ def test_the_log_file_rotates(tmp_path: Path):
     settings = ServiceSettings(
         service_name="orders", port=1, log_dir=tmp_path, log_max_bytes=2000, log_backups=2
     )  # type: ignore[call-arg]
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    configure_logging(settings)
-    try:
+    with _configured(settings):
         for index in range(40):
             logging.getLogger("shop.test").info("line %d", index)
-    finally:
-        for handler in list(root.handlers):
-            handler.close()
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
     current = log_file(tmp_path, settings)
     rotated = current.with_name(current.name + ".1")
     assert rotated.exists()
@@ -208,3 +217,75 @@ def test_the_fast_line_matches_ecs_logging_field_for_field(service_log: Path):
     ours = json.loads(RedactingEcsFormatter().format(record))
     assert ours.pop("event")["id"]  # ours adds the event id, nothing else
     assert ours == expected
+
+
+def _keys_in_order(document: object) -> object:
+    """The document's keys, nested, in their written order (values left out)."""
+    if isinstance(document, dict):
+        return [(key, _keys_in_order(value)) for key, value in document.items()]
+    return None
+
+
+@pytest.mark.parametrize(
+    ("level", "path", "status", "client"),
+    [
+        (logging.INFO, "/catalog", 200, ("10.0.0.7", 5555)),
+        (logging.WARNING, f"/catalog/{CARD.replace(' ', '')}", 404, None),  # redacted in path and message
+        (logging.ERROR, "/orders/jane.doe@example.com", 503, ("127.0.0.1", 1)),
+        (logging.DEBUG, "/healthz", 200, ("127.0.0.1", 1)),
+    ],
+)
+def test_the_direct_access_line_is_the_formatters_line(
+    service_log: Path, level: int, path: str, status: int, client: tuple[str, int] | None
+):
+    """The access line written without logging.Logger: the same fields in the same order as the line
+    the ECS formatter makes of the logger's record for the same request (the event id and the
+    timestamp's value aside), the ECS logging spec kept, the path redacted."""
+    logging.getLogger().setLevel(logging.DEBUG)
+    context = tracing.from_headers("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "req-9")
+    request = (level, "GET", path, status, "/catalog/{product_id}", 0.0123, context, client)
+    logs.access_log.write(*request)
+    (direct_line,) = _raw_lines(service_log)[-1:]
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.addHandler(keep)
+    access.propagate = False
+    try:
+        with tracing.activate(context):  # as in the instrumentation: the request's context is current
+            LoggerAccessLog().write(*request)
+            ServiceContextFilter("orders", "orders-0").filter(records[0])
+    finally:
+        access.removeHandler(keep)
+        access.propagate = True
+    (record,) = records
+    formatter_line = RedactingEcsFormatter().format(record)
+
+    assert violations(direct_line) == [], direct_line
+    direct, expected = json.loads(direct_line), json.loads(formatter_line)
+    assert _keys_in_order(direct) == _keys_in_order(expected)
+    for document in (direct, expected):
+        assert document["event"].pop("id")
+        assert document.pop("@timestamp").endswith("Z")
+    assert direct == expected
+    assert direct["log.level"] == logging.getLevelName(level).lower()
+    assert direct["event"]["dataset"] == "shop.orders.access"
+    assert direct["trace"]["id"] == "0af7651916cd43dd8448eb211c80319c"
+    for secret in (CARD.replace(" ", ""), "jane.doe@example.com"):
+        assert secret not in direct_line
+
+
+def test_every_access_line_is_written_once(service_log: Path):
+    """No sampling: n requests, n access lines, each with its own event id."""
+    context = tracing.from_headers(None, "req-n")
+    for index in range(500):
+        logs.access_log.write(logging.INFO, "GET", f"/p/{index}", 200, "/p/{i}", 0.001, context, None)
+    lines = [line for line in _lines(service_log) if line["transaction"]["id"] == "req-n"]
+    assert sorted(line["url"]["path"] for line in lines) == sorted(f"/p/{index}" for index in range(500))
+    assert len({line["event"]["id"] for line in lines}) == 500
