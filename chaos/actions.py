@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from chaoslib.exceptions import ActivityFailed
 
-from chaos.stack_access import FAULT_ADMIN_PATH, StackAccess, backend_from
+from testbed.access import FAULT_ADMIN_PATH, StackAccess, backend_from
 
 Configuration = dict[str, Any] | None
 Secrets = dict[str, Any] | None

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from chaoslib.exceptions import ActivityFailed
 
-from chaos.stack_access import StackAccess, backend_from
+from testbed.access import StackAccess, backend_from
 
 Configuration = dict[str, Any] | None
 Secrets = dict[str, Any] | None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from elasticsearch import Elasticsearch
 
+from testbed import access
 from testbed.context import RenderContext
 
-SUPERUSER = "elastic"
+SUPERUSER = access.ELASTIC_SUPERUSER.user
 
 
 def es_url(ctx: RenderContext) -> str:
-    return f"https://{ctx.address('elasticsearch')}"
+    return access.ELASTICSEARCH.url(ctx)
 
 
 def client(ctx: RenderContext, user: str, password: str, timeout_s: float = 30.0) -> Elasticsearch:
@@ -19,17 +20,21 @@ def client(ctx: RenderContext, user: str, password: str, timeout_s: float = 30.0
     )
 
 
+def logged_in(ctx: RenderContext, credential: access.Credential, timeout_s: float = 30.0) -> Elasticsearch:
+    return client(ctx, *credential.pair(ctx), timeout_s=timeout_s)
+
+
 def superuser(ctx: RenderContext) -> Elasticsearch:
-    return client(ctx, SUPERUSER, ctx.secrets.elastic_password)
+    return logged_in(ctx, access.ELASTIC_SUPERUSER)
 
 
 def admin(ctx: RenderContext) -> Elasticsearch:
-    return client(ctx, "logs_admin", ctx.secrets.logs_admin_password)
+    return logged_in(ctx, access.LOGS_ADMIN)
 
 
 def reader(ctx: RenderContext) -> Elasticsearch:
-    return client(ctx, "logs_reader", ctx.secrets.logs_reader_password)
+    return logged_in(ctx, access.LOGS_READER)
 
 
 def writer(ctx: RenderContext) -> Elasticsearch:
-    return client(ctx, "logs_writer", ctx.secrets.logs_writer_password)
+    return logged_in(ctx, access.LOGS_WRITER)

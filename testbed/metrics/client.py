@@ -2,44 +2,31 @@
 
 from __future__ import annotations
 
-import ssl
-
 import httpx
 import requests
 from prometheus_api_client import PrometheusConnect
 
+from testbed import access
 from testbed.context import RenderContext
-from testbed.metrics.scrape import STACK_USER
 
-
-def _tls(ctx: RenderContext) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ctx.ca_cert))
+# Kept under this name: tests build their own clients with it.
+_tls = access.tls_context
 
 
 def prometheus_url(ctx: RenderContext) -> str:
-    return f"https://{ctx.address('prometheus')}"
+    return access.PROMETHEUS.url(ctx)
 
 
 def alertmanager_url(ctx: RenderContext) -> str:
-    return f"https://{ctx.address('alertmanager')}"
+    return access.ALERTMANAGER.url(ctx)
 
 
 def prometheus_client(ctx: RenderContext, timeout_s: float = 30.0) -> httpx.Client:
-    return httpx.Client(
-        base_url=prometheus_url(ctx),
-        verify=_tls(ctx),
-        auth=(STACK_USER, ctx.secrets.prometheus_password),
-        timeout=timeout_s,
-    )
+    return access.http_client(ctx, access.PROMETHEUS, timeout_s)
 
 
 def alertmanager_client(ctx: RenderContext, timeout_s: float = 30.0) -> httpx.Client:
-    return httpx.Client(
-        base_url=alertmanager_url(ctx),
-        verify=_tls(ctx),
-        auth=(STACK_USER, ctx.secrets.alertmanager_password),
-        timeout=timeout_s,
-    )
+    return access.http_client(ctx, access.ALERTMANAGER, timeout_s)
 
 
 def prometheus_api(ctx: RenderContext, timeout_s: int = 30) -> PrometheusConnect:
@@ -48,7 +35,7 @@ def prometheus_api(ctx: RenderContext, timeout_s: int = 30) -> PrometheusConnect
     session.verify = str(ctx.ca_cert)
     return PrometheusConnect(
         url=prometheus_url(ctx),
-        auth=(STACK_USER, ctx.secrets.prometheus_password),
+        auth=access.PROMETHEUS.auth(ctx),
         session=session,
         timeout=timeout_s,
     )
@@ -63,4 +50,4 @@ def reload_running(ctx: RenderContext) -> None:
             raise httpx.HTTPStatusError(
                 f"{name} refused to reload: {response.text}", request=response.request, response=response
             )
-    httpx.post(f"http://{ctx.address('blackbox_exporter')}/-/reload", timeout=30).raise_for_status()
+    httpx.post(access.BLACKBOX_EXPORTER.url(ctx, "/-/reload"), timeout=30).raise_for_status()

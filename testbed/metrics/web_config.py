@@ -7,9 +7,10 @@ from pathlib import Path
 import bcrypt
 import yaml
 
+from testbed import access
 from testbed.context import RenderContext
 
-STACK_USER = "testbed"
+STACK_USER = access.STACK_USER
 
 
 def web_config(ctx: RenderContext, server: str, password: str) -> str:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from testbed import access
 from testbed.context import RenderContext
 from testbed.native import setup
 
-STACK_USER_NAME = "testbed"  # the user Prometheus/Alertmanager basic auth and PG/RabbitMQ accept
+STACK_USER_NAME = access.STACK_USER  # the user Prometheus/Alertmanager basic auth and PG/RabbitMQ accept
 
 
 def write_file(path: Path, text: str, private: bool = False) -> None:
@@ -162,11 +163,10 @@ def client_http_config(ctx: RenderContext, name: str) -> Path:
 
 
 def render_client_http_configs(ctx: RenderContext) -> None:
-    for name, password in (
-        ("prometheus", ctx.secrets.prometheus_password),
-        ("alertmanager", ctx.secrets.alertmanager_password),
-    ):
-        write_file(client_http_config(ctx, name), client_http_config_text(ctx, password), private=True)
+    for endpoint in (access.PROMETHEUS, access.ALERTMANAGER):
+        assert endpoint.credential is not None
+        text = client_http_config_text(ctx, endpoint.credential.password(ctx))
+        write_file(client_http_config(ctx, endpoint.port), text, private=True)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

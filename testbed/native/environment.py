@@ -2,44 +2,42 @@
 
 from __future__ import annotations
 
+from testbed import access
 from testbed.context import RenderContext
 from testbed.native import builds, configs
 
 
+def _login_variables(ctx: RenderContext, prefix: str, endpoint: access.Endpoint) -> dict[str, str]:
+    user, password = endpoint.auth(ctx) or ("", "")
+    return {f"{prefix}_URL": endpoint.url(ctx), f"{prefix}_USER": user, f"{prefix}_PASSWORD": password}
+
+
 def tool_environment(ctx: RenderContext) -> dict[str, str]:
-    secrets = ctx.secrets
+    pg_user, pg_password = access.POSTGRESQL.auth(ctx) or ("", "")
     pg_socket_dir = ctx.state_dir / "run" / "postgresql"
     return {
         "TESTBED_STATE_DIR": str(ctx.state_dir),
         "TESTBED_CA_CERT": str(ctx.ca_cert),
-        "TESTBED_ES_URL": f"https://{ctx.address('elasticsearch')}",
-        "TESTBED_ES_USER": "elastic",
-        "TESTBED_ES_PASSWORD": secrets.elastic_password,
-        "TESTBED_PROMETHEUS_URL": f"https://{ctx.address('prometheus')}",
-        "TESTBED_PROMETHEUS_USER": "testbed",
-        "TESTBED_PROMETHEUS_PASSWORD": secrets.prometheus_password,
-        "TESTBED_ALERTMANAGER_URL": f"https://{ctx.address('alertmanager')}",
-        "TESTBED_ALERTMANAGER_USER": "testbed",
-        "TESTBED_ALERTMANAGER_PASSWORD": secrets.alertmanager_password,
+        **_login_variables(ctx, "TESTBED_ES", access.ELASTICSEARCH),
+        **_login_variables(ctx, "TESTBED_PROMETHEUS", access.PROMETHEUS),
+        **_login_variables(ctx, "TESTBED_ALERTMANAGER", access.ALERTMANAGER),
         # promtool, amtool and the rest at the compose versions: export PATH="$TESTBED_BIN_DIR:$PATH".
         "TESTBED_BIN_DIR": str(builds.bin_dir()),
         # http_config files (basic auth + CA) for amtool --http.config.file and similar clients.
         "TESTBED_PROMETHEUS_HTTP_CONFIG": str(configs.client_http_config(ctx, "prometheus")),
         "TESTBED_ALERTMANAGER_HTTP_CONFIG": str(configs.client_http_config(ctx, "alertmanager")),
-        "TESTBED_PG_DSN": (
-            f"postgresql://testbed:{secrets.postgres_password}@{ctx.address('postgresql')}/postgres"
-        ),
+        "TESTBED_PG_DSN": access.POSTGRESQL.url_with_login(ctx, "/postgres"),
         "TESTBED_PG_SOCKET_DIR": str(pg_socket_dir),
-        "TESTBED_AMQP_URL": f"amqp://testbed:{secrets.rabbitmq_password}@{ctx.address('rabbitmq')}/",
-        "TESTBED_RABBITMQ_PROMETHEUS_URL": f"http://{ctx.address('rabbitmq_prometheus')}",
-        "TESTBED_NODE_EXPORTER_URL": f"http://{ctx.address('node_exporter')}",
-        "TESTBED_POSTGRES_EXPORTER_URL": f"http://{ctx.address('postgres_exporter')}",
-        "TESTBED_ELASTICSEARCH_EXPORTER_URL": f"http://{ctx.address('elasticsearch_exporter')}",
-        "TESTBED_BLACKBOX_EXPORTER_URL": f"http://{ctx.address('blackbox_exporter')}",
+        "TESTBED_AMQP_URL": access.RABBITMQ.url_with_login(ctx, "/"),
+        "TESTBED_RABBITMQ_PROMETHEUS_URL": access.RABBITMQ_PROMETHEUS.url(ctx),
+        "TESTBED_NODE_EXPORTER_URL": access.NODE_EXPORTER.url(ctx),
+        "TESTBED_POSTGRES_EXPORTER_URL": access.POSTGRES_EXPORTER.url(ctx),
+        "TESTBED_ELASTICSEARCH_EXPORTER_URL": access.ELASTICSEARCH_EXPORTER.url(ctx),
+        "TESTBED_BLACKBOX_EXPORTER_URL": access.BLACKBOX_EXPORTER.url(ctx),
         # What the tools themselves read.
-        "PGHOST": "127.0.0.1",
+        "PGHOST": ctx.host("postgresql"),
         "PGPORT": str(ctx.port("postgresql")),
-        "PGUSER": "testbed",
-        "PGPASSWORD": secrets.postgres_password,
+        "PGUSER": pg_user,
+        "PGPASSWORD": pg_password,
         "PGDATABASE": "postgres",
     }

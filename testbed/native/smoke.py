@@ -14,8 +14,8 @@ import aio_pika
 import asyncpg
 import httpx
 
+from testbed import access
 from testbed.context import RenderContext
-from testbed.native.health import tls_context
 
 TIMEOUT_S = 10.0
 
@@ -27,43 +27,33 @@ class SmokeResult:
     detail: str
 
 
-def _get(ctx: RenderContext, url: str, auth: tuple[str, str] | None = None) -> httpx.Response:
-    return httpx.get(url, auth=auth, verify=tls_context(ctx.ca_cert), timeout=TIMEOUT_S)
+def _get(ctx: RenderContext, endpoint: access.Endpoint, path: str) -> httpx.Response:
+    return httpx.get(
+        endpoint.url(ctx, path), auth=endpoint.auth(ctx), verify=access.tls_context(ctx), timeout=TIMEOUT_S
+    )
 
 
 def elasticsearch(ctx: RenderContext) -> str:
-    response = _get(
-        ctx,
-        f"https://{ctx.address('elasticsearch')}/_cluster/health",
-        ("elastic", ctx.secrets.elastic_password),
-    )
+    response = _get(ctx, access.ELASTICSEARCH, "/_cluster/health")
     response.raise_for_status()
     return f"cluster {response.json()['status']}"
 
 
 def prometheus(ctx: RenderContext) -> str:
-    response = _get(
-        ctx,
-        f"https://{ctx.address('prometheus')}/api/v1/query?query=up",
-        ("testbed", ctx.secrets.prometheus_password),
-    )
+    response = _get(ctx, access.PROMETHEUS, "/api/v1/query?query=up")
     response.raise_for_status()
     return f"PromQL `up`: {len(response.json()['data']['result'])} series"
 
 
 def alertmanager(ctx: RenderContext) -> str:
-    response = _get(
-        ctx,
-        f"https://{ctx.address('alertmanager')}/api/v2/status",
-        ("testbed", ctx.secrets.alertmanager_password),
-    )
+    response = _get(ctx, access.ALERTMANAGER, "/api/v2/status")
     response.raise_for_status()
     return f"cluster {response.json()['cluster']['status']}"
 
 
 def _exporter(port_name: str, metric_prefix: str) -> Callable[[RenderContext], str]:
     def check(ctx: RenderContext) -> str:
-        response = _get(ctx, f"http://{ctx.address(port_name)}/metrics")
+        response = _get(ctx, access.Endpoint(port_name, "http"), "/metrics")
         response.raise_for_status()
         count = sum(1 for line in response.text.splitlines() if line.startswith(metric_prefix))
         if not count:
@@ -74,12 +64,14 @@ def _exporter(port_name: str, metric_prefix: str) -> Callable[[RenderContext], s
 
 
 def postgresql(ctx: RenderContext) -> str:
+    user, password = access.POSTGRESQL.auth(ctx) or ("", "")
+
     async def query() -> str:
         connection = await asyncpg.connect(
             host="127.0.0.1",
             port=ctx.port("postgresql"),
-            user="testbed",
-            password=ctx.secrets.postgres_password,
+            user=user,
+            password=password,
             database="postgres",
             timeout=TIMEOUT_S,
         )
@@ -93,8 +85,7 @@ def postgresql(ctx: RenderContext) -> str:
 
 def rabbitmq(ctx: RenderContext) -> str:
     async def login() -> str:
-        url = f"amqp://testbed:{ctx.secrets.rabbitmq_password}@{ctx.address('rabbitmq')}/"
-        connection = await aio_pika.connect(url, timeout=TIMEOUT_S)
+        connection = await aio_pika.connect(access.RABBITMQ.url_with_login(ctx, "/"), timeout=TIMEOUT_S)
         try:
             channel = await connection.channel()
             queue = await channel.declare_queue(exclusive=True, auto_delete=True)

@@ -7,6 +7,7 @@ alertmanager, blackbox_exporter, rsyslog), ``post_start`` hooks, and the service
 from __future__ import annotations
 
 from services import native as services_native
+from testbed import access
 from testbed.context import RenderContext
 from testbed.logs import bootstrap as logs_bootstrap
 from testbed.logs import retention as logs_retention
@@ -33,7 +34,7 @@ def elasticsearch(ctx: RenderContext) -> Component:
             "https",
             # Healthy = at least yellow (all primaries assigned): ES answers 408 until then.
             _url(ctx, "elasticsearch", "https", "/_cluster/health?wait_for_status=yellow&timeout=1s"),
-            auth=("elastic", ctx.secrets.elastic_password),
+            auth=access.ELASTICSEARCH.auth(ctx),
             timeout_s=180,
         ),
         environment=configs.elasticsearch_environment(ctx),
@@ -64,7 +65,7 @@ def prometheus(ctx: RenderContext) -> Component:
         health=HealthCheck(
             "https",
             _url(ctx, "prometheus", "https", "/-/ready"),
-            auth=("testbed", ctx.secrets.prometheus_password),
+            auth=access.PROMETHEUS.auth(ctx),
         ),
         # Its web UI's assets are looked up under ./web/ui/static (a build without builtinassets):
         # the rendered config dir holds the page that says why the UI is absent (metrics render).
@@ -91,7 +92,7 @@ def alertmanager(ctx: RenderContext) -> Component:
         health=HealthCheck(
             "https",
             _url(ctx, "alertmanager", "https", "/-/ready"),
-            auth=("testbed", ctx.secrets.alertmanager_password),
+            auth=access.ALERTMANAGER.auth(ctx),
         ),
         url=_url(ctx, "alertmanager", "https"),
         render=metrics_render.render_alertmanager,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from chaos.stack_access import ALERT_SINK_HISTORY_PATH, StackAccess
+from testbed.access import ALERT_SINK_HISTORY_PATH, StackAccess
 from testbed.scenario.record import ActiveAlert, AlertEvent, LocustOutcome, RequestSample
 from testbed.scenario.spec import LoadProfile
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
-from chaos.stack_access import StackAccess
+from testbed.access import StackAccess
 
 LOG_INDEX_PATTERN = "logs-testbed-*"
 RUN_FIELD = "transaction.id"  # every service stamps the request id of the request it serves

@@ -21,7 +21,7 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chaos.stack_access import StackAccess
+from testbed.access import StackAccess
 from testbed.scenario import collect, privacy
 from testbed.scenario.errors import ExitCode, ScenarioInputError
 from testbed.scenario.record import RunRecord
@@ -42,7 +42,6 @@ def _write_artifacts(
     from testbed.scenario.report import write_artifacts
 
     return write_artifacts(run_dir, scenario, record, results, wall_s, access.ctx if access else None)
-
 
 
 BIN_DIR = Path(sys.executable).parent

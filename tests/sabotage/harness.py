@@ -31,7 +31,7 @@ import yaml
 from rich.console import Console
 
 from bench.sabotage import CASES
-from chaos.stack_access import FAULT_ADMIN_PATH, StackAccess
+from testbed.access import FAULT_ADMIN_PATH, StackAccess
 from testbed.context import RenderContext
 from testbed.metrics.client import reload_running
 from testbed.native.control import NativeStack

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from chaos.stack_access import StackAccess
+from testbed.access import StackAccess
 from testbed.context import RenderContext
 from testbed.scenario import collect
 from testbed.scenario.errors import ScenarioInputError

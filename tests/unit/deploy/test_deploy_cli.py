@@ -108,8 +108,8 @@ def test_status_uses_native_names_and_verbs_accept_them() -> None:
 def test_chaos_reaches_the_compose_stack_through_its_host_context(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chaos.stack_access import StackAccess
     from testbed import settings
+    from testbed.access import StackAccess
     from testbed.deploy import compose
     from testbed.deploy.envfile import read_env, write_env
 
