@@ -72,29 +72,37 @@ def _label(window: Window, flow: str | None) -> str:
     return f"{flow or 'all flows'}, {window.value.replace('_', ' ')}"
 
 
+def _windowed(
+    record: RunRecord,
+    scenario: Scenario,
+    kind: str,
+    name: str,
+    expected: str,
+    slo: AvailabilitySLO | LatencySLO,
+) -> list[RequestSample] | AssertionResult:
+    """The requests an SLO judges (its window and flow), or the failed result saying why there are none."""
+    spans = _window_bounds(record, scenario, slo.window)
+    if spans is None:
+        why = ("no fault window", "the chaos journal gave no fault window")
+    else:
+        selected = _select(record.requests, spans, slo.flow)
+        if kind == "latency":
+            # Latency is judged on answered requests: a refused connection's time says nothing about speed.
+            selected = [r for r in selected if r.status != 0]
+        if selected:
+            return selected
+        why = ("0 requests", f"no {'answered ' if kind == 'latency' else ''}request fell in this window")
+    return AssertionResult(
+        kind=kind, name=name, passed=False, expected=expected, observed=why[0], detail=why[1]
+    )
+
+
 def check_availability(record: RunRecord, scenario: Scenario, slo: AvailabilitySLO) -> AssertionResult:
     name = f"availability ≥ {slo.min_success_ratio:.2%} ({_label(slo.window, slo.flow)})"
     expected = f"≥ {slo.min_success_ratio:.4f}"
-    spans = _window_bounds(record, scenario, slo.window)
-    if spans is None:
-        return AssertionResult(
-            kind="availability",
-            name=name,
-            passed=False,
-            expected=expected,
-            observed="no fault window",
-            detail="the chaos journal gave no fault window",
-        )
-    selected = _select(record.requests, spans, slo.flow)
-    if not selected:
-        return AssertionResult(
-            kind="availability",
-            name=name,
-            passed=False,
-            expected=expected,
-            observed="0 requests",
-            detail="no request fell in this window",
-        )
+    selected = _windowed(record, scenario, "availability", name, expected, slo)
+    if isinstance(selected, AssertionResult):
+        return selected
     ok = sum(1 for r in selected if r.ok)
     ratio = ok / len(selected)
     return AssertionResult(
@@ -110,27 +118,9 @@ def check_availability(record: RunRecord, scenario: Scenario, slo: AvailabilityS
 def check_latency(record: RunRecord, scenario: Scenario, slo: LatencySLO) -> AssertionResult:
     name = f"p{slo.percentile:g} latency ≤ {slo.max_ms:g} ms ({_label(slo.window, slo.flow)})"
     expected = f"≤ {slo.max_ms:g} ms"
-    spans = _window_bounds(record, scenario, slo.window)
-    if spans is None:
-        return AssertionResult(
-            kind="latency",
-            name=name,
-            passed=False,
-            expected=expected,
-            observed="no fault window",
-            detail="the chaos journal gave no fault window",
-        )
-    # Latency is judged on answered requests: a refused connection's time says nothing about speed.
-    selected = [r for r in _select(record.requests, spans, slo.flow) if r.status != 0]
-    if not selected:
-        return AssertionResult(
-            kind="latency",
-            name=name,
-            passed=False,
-            expected=expected,
-            observed="0 requests",
-            detail="no answered request fell in this window",
-        )
+    selected = _windowed(record, scenario, "latency", name, expected, slo)
+    if isinstance(selected, AssertionResult):
+        return selected
     observed = percentile([r.latency_ms for r in selected], slo.percentile)
     return AssertionResult(
         kind="latency",

@@ -369,3 +369,13 @@ def test_log_lag_p99_counts_the_tail_not_one_straggler() -> None:
         record.log_sightings[r.id] = r.t + 3.0
     [failure] = _failed(verify(heavy, record), "logs")
     assert failure.name == "log lag p99 ≤ 2 s" and failure.observed == "3.00 s"
+
+
+def test_latency_with_no_answered_request_fails(scenario: Scenario) -> None:
+    # Every request refused (status 0): no speed to judge, so the latency SLO fails rather than passes.
+    record = _healthy_run()
+    for r in record.requests:
+        r.status, r.ok = 0, False
+    latency = next(r for r in verify(scenario, record) if r.kind == "latency")
+    assert not latency.passed
+    assert (latency.observed, latency.detail) == ("0 requests", "no answered request fell in this window")
