@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,25 @@ def _cell(text: str | None, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# A case recorded this long before the newest one is from an earlier run: the last run did not record it
+# (it failed before recording), and its row must not pass for a current result.
+STALE_AFTER = timedelta(hours=3)
+
+
+def _when(entry: dict[str, Any]) -> datetime | None:
+    raw = entry.get("measured_at")
+    return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if raw else None
+
+
+def _newest(matrix: dict[str, Any]) -> datetime | None:
+    return max((when for v in matrix.values() if (when := _when(v))), default=None)
+
+
+def _stale(entry: dict[str, Any], newest: datetime | None) -> bool:
+    when = _when(entry)
+    return newest is not None and (when is None or newest - when > STALE_AFTER)
+
+
 def render(matrix: dict[str, Any]) -> str:
     """The Markdown section: one row per sabotage, then the un-sabotaged runs and the total time."""
     cases = {k: v for k, v in matrix.items() if not k.startswith("baseline-")}
@@ -52,6 +72,7 @@ def render(matrix: dict[str, Any]) -> str:
         "| promise | sabotage | assertion that caught it | time to verdict |",
         "|---|---|---|---|",
     ]
+    newest = _newest(matrix)
     for name in sorted(cases, key=lambda k: cases[k].get("order", 99)):
         case = cases[name]
         if case["verdict"] == "failed" and case.get("caught_by"):
@@ -61,6 +82,10 @@ def render(matrix: dict[str, Any]) -> str:
         else:
             caught = f"NOT caught (verdict {case['verdict']})" + (
                 f": {_cell(case['note'])}" if case.get("note") else ""
+            )
+        if _stale(case, newest):
+            caught += (
+                f" (STALE: recorded {case.get('measured_at', 'at an unknown time')}, not by the last run)"
             )
         seconds = f"{case['time_to_verdict_s']:.0f} s"
         lines.append(f"| {_cell(case['promise'])} | {_cell(case['sabotage'])} | {caught} | {seconds} |")
@@ -75,7 +100,7 @@ def render(matrix: dict[str, Any]) -> str:
         + (f" ({_cell(v['note'])})" if v["verdict"] != "passed" and v.get("note") else "")
         for name, v in sorted(baselines.items())
     )
-    measured = max((v.get("measured_at", "") for v in matrix.values()), default="")
+    measured = newest.strftime("%Y-%m-%dT%H:%M:%SZ") if newest else "never"
     lines += [
         "",
         f"Un-sabotaged runs of the same scenarios: {green or 'none recorded'}. "

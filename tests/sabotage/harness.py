@@ -75,14 +75,6 @@ def run(scenario: Path, results: Path) -> Verdict:
     return Verdict(outcome, time.monotonic() - started)
 
 
-def caught_by(verdict: Verdict, must_contain: tuple[str, ...]) -> AssertionResult:
-    """The failed assertion whose name contains every fragment: the sabotage was caught *by name*."""
-    assert not verdict.outcome.passed, f"the sabotaged run passed:\n{verdict.explain()}"
-    named = [r for r in verdict.failed if all(part in r.name for part in must_contain)]
-    assert named, f"no failed assertion named {must_contain}:\n{verdict.explain()}"
-    return named[0]
-
-
 def _merge(case: str, entry: dict[str, Any]) -> None:
     MATRIX_FILE.parent.mkdir(parents=True, exist_ok=True)
     matrix: dict[str, Any] = json.loads(MATRIX_FILE.read_text()) if MATRIX_FILE.is_file() else {}
@@ -132,6 +124,22 @@ def record_outcome(
 
 
 # --- public interfaces: the testbed CLI and config files -----------------------------------------------
+
+
+def expect_caught(
+    verdict: Verdict, must_contain: tuple[str, ...], case: str, promise: str, sabotage: str
+) -> AssertionResult:
+    """The failed assertion whose name contains every fragment: the sabotage was caught *by name*.
+
+    The outcome is recorded first, caught or not, so that the matrix (and the README table rendered from
+    it) shows a missed sabotage instead of keeping an earlier run's catch."""
+    named = [r for r in verdict.failed if all(part in r.name for part in must_contain)]
+    caught = named[0] if named else None
+    missed = "" if caught else f"MISSED: no failed assertion named {' + '.join(must_contain)}"
+    record_outcome(case, promise, sabotage, caught, verdict, note=missed)
+    assert not verdict.outcome.passed, f"the sabotaged run passed:\n{verdict.explain()}"
+    assert caught is not None, f"no failed assertion named {must_contain}:\n{verdict.explain()}"
+    return caught
 
 
 def testbed(*args: str) -> str:

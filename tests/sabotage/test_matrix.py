@@ -22,7 +22,7 @@ from testbed.metrics.client import prometheus_client
 from testbed.metrics.dashboards import DASHBOARDS_DIR, empty_panel_queries
 from testbed.settings import REPO_ROOT
 from tests.sabotage import harness
-from tests.sabotage.harness import DATA, caught_by, record_outcome, run
+from tests.sabotage.harness import DATA, expect_caught, record_outcome, run
 
 pytestmark = [pytest.mark.native, pytest.mark.slow]
 
@@ -76,15 +76,14 @@ def test_shipper_dropping_a_share_of_access_logs_fails_completeness(
     sabotage = harness.rsyslog_config(stack, _drop_every_50th_gateway_access_line)
     with harness.healthy_after(stack, harness.log_arrives(stack)), sabotage:
         verdict = run(PIPELINE, tmp_path)
-    caught = caught_by(verdict, ("log completeness", "gateway"))
-    assert "lost" in caught.detail
-    record_outcome(
+    caught = expect_caught(
+        verdict,
+        ("log completeness", "gateway"),
         "shipper-drops-logs",
         "every answered request's access log reaches Elasticsearch",
         "rsyslog filter discards every 50th gateway access line",
-        caught,
-        verdict,
     )
+    assert "lost" in caught.detail
 
 
 def _delay_shipping_10s(conf: str) -> str:
@@ -100,13 +99,12 @@ def test_shipping_delayed_10s_fails_log_lag(stack: RenderContext, tmp_path: Path
     sabotage = harness.rsyslog_config(stack, _delay_shipping_10s)
     with harness.healthy_after(stack, harness.log_arrives(stack)), sabotage:
         verdict = run(PIPELINE, tmp_path)
-    caught = caught_by(verdict, ("log lag",))
-    record_outcome(
+    expect_caught(
+        verdict,
+        ("log lag",),
         "shipping-delayed",
         "access logs are searchable within the lag budget (8 s)",
         "rsyslog's Elasticsearch queue holds each batch 10 s",
-        caught,
-        verdict,
     )
 
 
@@ -137,13 +135,12 @@ def test_scrape_target_removed_fails_cross_signal(stack: RenderContext, tmp_path
         ),
     ):
         verdict = run(PIPELINE, tmp_path)
-    caught = caught_by(verdict, ("cross-signal",))
-    record_outcome(
+    expect_caught(
+        verdict,
+        ("cross-signal",),
         "scrape-target-removed",
         "Locust, Prometheus and Elasticsearch count the same requests",
         f"gateway target {target} removed from prometheus.yml",
-        caught,
-        verdict,
     )
 
 
@@ -174,15 +171,14 @@ def test_alert_rule_removed_fails_expected_alert(stack: RenderContext, tmp_path:
     with harness.healthy_after(stack, lambda: _target_down_loaded(stack, 10)), sabotage:
         assert "TargetDown" not in harness.prometheus_rules(stack)
         verdict = run(ALERT, tmp_path)
-    caught = caught_by(verdict, TARGET_DOWN_NODE)
-    assert caught.observed == "never fired", caught
-    record_outcome(
+    caught = expect_caught(
+        verdict,
+        TARGET_DOWN_NODE,
         "alert-rule-removed",
         "the expected alert fires (presence)",
         "TargetDown removed from the rendered rules, Prometheus reloaded",
-        caught,
-        verdict,
     )
+    assert caught.observed == "never fired", caught
 
 
 def test_alert_for_raised_fails_time_to_fire(stack: RenderContext, tmp_path: Path) -> None:
@@ -193,16 +189,15 @@ def test_alert_for_raised_fails_time_to_fire(stack: RenderContext, tmp_path: Pat
     with harness.healthy_after(stack, lambda: _target_down_loaded(stack, 10)), sabotage:
         assert _target_down_loaded(stack, 40) is None
         verdict = run(ALERT_LATE, tmp_path)
-    caught = caught_by(verdict, TARGET_DOWN_NODE)
-    seconds = float(re.sub(r"[^0-9.]", "", caught.observed))  # it fired, late: "48.2 s"
-    assert seconds > 30, caught
-    record_outcome(
+    caught = expect_caught(
+        verdict,
+        TARGET_DOWN_NODE,
         "alert-for-raised",
         "the expected alert fires within its budget (30 s)",
         "TargetDown's for: raised from 10s to 40s",
-        caught,
-        verdict,
     )
+    seconds = float(re.sub(r"[^0-9.]", "", caught.observed))  # it fired, late: "48.2 s"
+    assert seconds > 30, caught
 
 
 def test_alertmanager_route_to_a_dropping_receiver_fails_alert_at_sink(
@@ -222,15 +217,14 @@ def test_alertmanager_route_to_a_dropping_receiver_fails_alert_at_sink(
             stack, 'max_over_time(ALERTS{alertname="TargetDown",job="node",alertstate="firing"}[5m])'
         )
         assert fired, "Prometheus never fired TargetDown: this run did not test the route"
-    caught = caught_by(verdict, TARGET_DOWN_NODE)
-    assert caught.observed == "never fired" and "alert sink" in caught.detail, caught
-    record_outcome(
+    caught = expect_caught(
+        verdict,
+        TARGET_DOWN_NODE,
         "alert-route-drops",
         "the alert reaches the sink",
         "Alertmanager routes TargetDown to a receiver with no integration",
-        caught,
-        verdict,
     )
+    assert caught.observed == "never fired" and "alert sink" in caught.detail, caught
 
 
 # --- dashboards -------------------------------------------------------------------------------------------
@@ -291,13 +285,12 @@ def test_alert_firing_before_the_run_fails_forbidden_alert(stack: RenderContext,
         )
         # The verifier's choice (scenarios/README.md): the run goes ahead and fails the forbidden alert.
         verdict = run(PIPELINE, tmp_path)
-    caught = caught_by(verdict, ("alert TargetDown does not fire",))
-    record_outcome(
+    expect_caught(
+        verdict,
+        ("alert TargetDown does not fire",),
         "alert-firing-before-run",
         "no forbidden alert fires (before, during or after the run)",
         "node_exporter scraped on a closed port before the run: TargetDown already firing",
-        caught,
-        verdict,
     )
 
 
@@ -314,13 +307,12 @@ def _kill_locust() -> None:
 def test_locust_crashing_mid_run_fails_the_run(stack: RenderContext, tmp_path: Path) -> None:
     with harness.healthy_after(stack), harness.later(7, _kill_locust):
         verdict = run(PIPELINE, tmp_path)
-    caught = caught_by(verdict, ("Locust exited cleanly",))
-    record_outcome(
+    expect_caught(
+        verdict,
+        ("Locust exited cleanly",),
         "locust-crashes",
         "the load ran as planned (Locust's own verdict)",
         "Locust SIGKILLed 7 s into the run",
-        caught,
-        verdict,
     )
 
 
@@ -328,13 +320,12 @@ def test_load_short_of_its_planned_volume_fails_the_run(stack: RenderContext, tm
     # Each of the 5 users wants 2 requests/s; 1 s added to every gateway answer caps it near 1/s.
     with harness.healthy_after(stack), harness.fault_flags(stack, "gateway", latency_ms=1000):
         verdict = run(PIPELINE, tmp_path)
-    caught = caught_by(verdict, ("of the planned volume",))
-    record_outcome(
+    expect_caught(
+        verdict,
+        ("of the planned volume",),
         "locust-short-volume",
         "the load achieved ≥ 90 % of its planned volume",
         "1 s added to every gateway answer (fault flag): Locust reaches about half its rate",
-        caught,
-        verdict,
     )
 
 
@@ -352,13 +343,12 @@ def test_latency_injected_on_inventory_fails_smoke_latency(stack: RenderContext,
     scenario.write_text(yaml.safe_dump(short))
     with harness.healthy_after(stack), harness.fault_flags(stack, "inventory", latency_ms=300):
         verdict = run(scenario, tmp_path / "results")
-    caught = caught_by(verdict, ("latency",))
-    record_outcome(
+    expect_caught(
+        verdict,
+        ("latency",),
         "latency-injected",
         "smoke's latency SLOs hold",
         "300 ms added to every inventory answer (fault flag)",
-        caught,
-        verdict,
     )
 
 
@@ -368,12 +358,11 @@ def test_latency_injected_on_inventory_fails_smoke_latency(stack: RenderContext,
 def test_redaction_disabled_fails_no_personal_data(stack: RenderContext, tmp_path: Path) -> None:
     with harness.healthy_after(stack), harness.fault_flags(stack, "gateway", log_redaction=False):
         verdict = run(DATA / "privacy.yaml", tmp_path)
-    caught = caught_by(verdict, ("no personal data in Elasticsearch",))
-    assert "shop.gateway" in caught.detail, caught
-    record_outcome(
+    caught = expect_caught(
+        verdict,
+        ("no personal data in Elasticsearch",),
         "redaction-disabled",
         "no personal data (e-mail, card number) in Elasticsearch",
         "the gateway's log redaction switched off (fault flag); the load sends an e-mail, a card number",
-        caught,
-        verdict,
     )
+    assert "shop.gateway" in caught.detail, caught

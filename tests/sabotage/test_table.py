@@ -42,3 +42,12 @@ def test_the_readme_section_is_replaced_between_its_markers(tmp_path: Path) -> N
     assert "old table" not in text and "alert TargetDown{job=node}" in text and text.endswith("after\n")
     readme.write_text("# no markers\n")
     assert main(["--matrix", str(matrix), "--readme", str(readme)]) == 2
+
+
+def test_a_case_left_from_an_earlier_run_is_marked_stale() -> None:
+    current = {**CAUGHT, "measured_at": "2026-12-02T10:00:00Z"}
+    earlier = {**CAUGHT, "order": 1, "measured_at": "2026-11-30T10:00:00Z"}
+    table = render({"alert-route-drops": current, "locust-crashes": earlier})
+    (stale,) = [line for line in table.splitlines() if "STALE" in line]
+    assert "recorded 2026-11-30T10:00:00Z, not by the last run" in stale
+    assert "last measured 2026-12-02T10:00:00Z" in table
