@@ -33,7 +33,7 @@ demo: setup
 test: setup
 	$(RUN) ruff check .
 	$(RUN) mypy
-	$(RUN) pytest -n $(TEST_STACKS) --dist loadgroup $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_STACKS) $(PYTEST_ARGS)
 
 lint:
 	$(RUN) ruff check .

@@ -9,7 +9,8 @@ session using it, so ``make test`` leaves no process behind, even when sessions 
 ``make test`` runs the suite on two stacks at once (pytest-xdist, ``-n 2 --dist loadgroup``): most of
 the wall time is waiting (fault windows, ``for:`` durations, alert resolution), not CPU. Worker ``gwN``
 (N > 0) gets its own stack, shifted by N thousand ports and in its own state directory, and the live
-tests are split into one group per stack: the scenario catalog on one, everything else on the other.
+tests are split into one scope per stack: the scenario catalog (and the services' contracts) on one,
+everything else on the other.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -25,11 +27,21 @@ from testbed import settings
 from testbed.context import RenderContext
 from testbed.native.control import NativeStack, StackError
 
-# The live tests of these directories run on the second stack under ``make test``; the rest on the first.
-SECOND_STACK_DIRS = ("scenario",)
+# Under ``make test`` (``pytest -n 2``) the suite runs on two stacks: the tests of these directories on the
+# second, every other directory but tests/unit on the first (each test of tests/unit goes wherever a
+# worker is free). By path, not by marker: xdist's scheduler sees only node ids.
+SECOND_STACK_DIRS = ("tests/scenario/", "tests/services/")
+ANY_WORKER_DIRS = ("tests/unit/",)
 # Tests that judge "no alert at all" run first on their stack, before any earlier test's incident can
 # leave a slow burn-rate window active.
 QUIET_STACK_FIRST = ("test_healthy_load_raises_no_alert",)
+
+
+def stack_scope(nodeid: str) -> str:
+    """The scheduling unit of a test: one per stack; a tests/unit test is a unit of its own."""
+    if nodeid.startswith(ANY_WORKER_DIRS):
+        return nodeid
+    return "second-stack" if nodeid.startswith(SECOND_STACK_DIRS) else "first-stack"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,15 +54,22 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TESTBED_PORT_OFFSET"] = str(int(os.environ.get("TESTBED_PORT_OFFSET", "0")) + 1000 * index)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Scopes by stack (``stack_scope``). The two stack scopes are the largest, so each worker gets one of
+    them first, and takes more work only when its own runs dry. (xdist's ``loadgroup`` would do this with
+    markers, but it rewrites ``item._nodeid``, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return stack_scope(nodeid)
+
+    return StackScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One xdist group per stack (the two groups are the largest scopes, so loadgroup gives each worker
-    one of them first); "no alert at all" tests first."""
-    items.sort(key=lambda item: item.name not in QUIET_STACK_FIRST)  # stable: the rest keep their order
-    for item in items:
-        if item.get_closest_marker("native") is None:
-            continue
-        second = any(f"tests/{name}/" in item.nodeid for name in SECOND_STACK_DIRS)
-        item.add_marker(pytest.mark.xdist_group("second-stack" if second else "first-stack"))
+    """"No alert at all" tests first (stable sort: the rest keep their order)."""
+    items.sort(key=lambda item: item.name not in QUIET_STACK_FIRST)
 
 
 def _leases_dir(ctx: RenderContext) -> Path:
