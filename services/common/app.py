@@ -22,6 +22,7 @@ from services.common.faults import FaultState, admin_routes
 from services.common.instrumentation import InstrumentationMiddleware, problem_from_exception
 from services.common.logs import configure_logging
 from services.common.problems import ProblemError
+from services.common.server import CoalescingHttpToolsProtocol
 from services.common.settings import ServiceSettings, load_settings
 
 logger = logging.getLogger("shop.service")
@@ -140,4 +141,5 @@ def serve[S: ServiceSettings](settings_class: type[S], create_app: Callable[[S],
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         lifespan="on",
         server_header=False,
+        http=CoalescingHttpToolsProtocol,  # an answer's head and body in one write
     )
