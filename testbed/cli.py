@@ -21,11 +21,11 @@ def version() -> None:
 
 
 # Each area registers its commands here (one line each).
-from services.cli import register as _register_services  # noqa: E402
 from testbed.deploy.cli import register as _register_deploy  # noqa: E402
 from testbed.logs.cli import register as _register_logs  # noqa: E402
 from testbed.metrics.cli import register as _register_metrics  # noqa: E402
 from testbed.native.cli import register as _register_native  # noqa: E402
+from testbed.native.services_cli import register as _register_services  # noqa: E402
 from testbed.scenario.cli import register as _register_scenario  # noqa: E402
 
 _register_deploy(app)

@@ -172,8 +172,8 @@ def setup_all() -> None:
 @setup_app.command("databases")
 def setup_databases() -> None:
     """(databases container) Each service's PostgreSQL role and the database it owns. Idempotent."""
-    from services.native import provision_stores
     from testbed.deploy.runtime import compose_context
+    from testbed.native.services import provision_stores
 
     try:
         provision_stores(compose_context())

@@ -271,7 +271,7 @@ def project_reads(name: str, service: Mapping[str, Any], variables: set[str]) ->
         return touched & variables
     if command[:3] == ["testbed", "compose-setup", "databases"]:
         ctx = runtime.compose_context(markers)
-        from services.native import admin_dsn, stores
+        from testbed.native.services import admin_dsn, stores
 
         texts = [admin_dsn(ctx), *(store.password for store in stores(ctx).values())]
         return {v for v, marker in markers.items() if any(marker in text for text in texts)}

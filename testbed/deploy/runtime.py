@@ -2,9 +2,9 @@
 
 Each container built from the project's image receives only the secrets it reads (its ``environment:``
 in stack/compose.yaml; the others read as ``withheld:`` markers). The context is rebuilt from that
-environment; the services run the very command and environment the services area declares for the
-native stack (``services.native.components``), bound to all interfaces because other containers reach
-them by service name.
+environment; the services run the very command and environment declared for the native stack
+(``testbed.native.services.components``), bound to all interfaces because other containers reach them
+by service name.
 """
 
 from __future__ import annotations
@@ -55,14 +55,14 @@ def compose_context(environ: Mapping[str, str] | None = None) -> RenderContext:
 
 def service_component(ctx: RenderContext, name: str, instance: int) -> Component:
     """The services area's component serving port ``name``/``instance`` (matched by that port)."""
-    from services.native import components
+    from testbed.native.services import components
 
     port = ctx.port(name, instance)
     for component in components(ctx):
         health_port = urlsplit(component.health.target).port if component.health else None
         if port in (health_port, _int_or_none(component.environment.get("SHOP_PORT"))):
             return component
-    raise LookupError(f"services.native.components() serves no {name} instance {instance} (port {port})")
+    raise LookupError(f"the native services serve no {name} instance {instance} (port {port})")
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -6,7 +6,6 @@ alertmanager, blackbox_exporter, rsyslog), ``post_start`` hooks, and the service
 
 from __future__ import annotations
 
-from services import native as services_native
 from testbed import access
 from testbed.context import RenderContext
 from testbed.logs import bootstrap as logs_bootstrap
@@ -15,6 +14,7 @@ from testbed.logs import rsyslog as logs_rsyslog
 from testbed.metrics import render as metrics_render
 from testbed.metrics.scrape import retention_flags
 from testbed.native import builds, configs, setup
+from testbed.native import services as services_native
 from testbed.native.component import Component, HealthCheck
 
 # Prometheus, Alertmanager and the exporters are built at the compose versions (testbed/native/builds.py).

@@ -1,6 +1,6 @@
 """Own store per service, enforced by PostgreSQL: each service's role owns its database, and only it.
 
-The credentials are the ones the running services were given (``services.native.stores``); the refusal
+The credentials are the ones the running services were given (``testbed.native.services.stores``); the refusal
 asserted is the server's own (SQLSTATE 42501, "permission denied for database ..."), and each refusal
 has a positive control (the same credential works on its own database), so a wrong password cannot pass
 for isolation.
@@ -13,8 +13,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from services.native import stores
 from testbed.context import RenderContext
+from testbed.native.services import stores
 
 pytestmark = pytest.mark.native
 
@@ -80,7 +80,7 @@ def test_each_service_role_owns_and_reads_its_own_database(native_stack: RenderC
 
 
 def test_running_services_use_their_own_role(native_stack: RenderContext):
-    from services.native import environment
+    from testbed.native.services import environment
 
     for service in ("inventory", "orders", "payments"):
         dsn = environment(native_stack, service, 0)["SHOP_DATABASE_URL"]
