@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from services.alert_sink.app import openapi as alert_sink_openapi
-from services.gateway.app import openapi as gateway_openapi
-from services.inventory.app import openapi as inventory_openapi
-from services.orders.app import openapi as orders_openapi
-from services.payments.app import openapi as payments_openapi
+from services import registry
 
 SERVICES_DIR = Path(__file__).resolve().parent
+
+
+def _document(service: str) -> Callable[[], dict[str, Any]]:
+    # Every declared service's app module exports `openapi()` (the scaffold's template does too).
+    function = getattr(importlib.import_module(f"services.{service}.app"), "openapi", None)
+    if not callable(function):
+        raise LookupError(f"services/{service}/app.py: no openapi() function (every service exports one)")
+    return cast("Callable[[], dict[str, Any]]", function)
+
+
 DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {
-    "gateway": gateway_openapi,
-    "inventory": inventory_openapi,
-    "orders": orders_openapi,
-    "payments": payments_openapi,
-    "alert_sink": alert_sink_openapi,
+    service: _document(service) for service in registry.names()
 }
 
 

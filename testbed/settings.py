@@ -1,7 +1,8 @@
 """Where things are and which ports and versions they use: the one place every engine reads.
 
-Ports come from ``stack/ports.yaml`` and versions from ``stack/versions.yaml``; environment
-variables override them (``TESTBED_PORT_<NAME>``, ``TESTBED_PORT_OFFSET``, ``TESTBED_STATE_DIR``).
+Ports come from ``stack/ports.yaml`` (infrastructure) and the services' declarations
+(``services/<name>/service.yaml``, via ``services.registry``), versions from ``stack/versions.yaml``;
+environment variables override them (``TESTBED_PORT_<NAME>``, ``TESTBED_PORT_OFFSET``, ``TESTBED_STATE_DIR``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from services.registry import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = REPO_ROOT / "stack"
@@ -39,12 +42,29 @@ def _port_offset() -> int:
         raise ValueError(f"TESTBED_PORT_OFFSET={raw!r} is not an integer") from exc
 
 
+def declared_ports() -> dict[str, list[int]]:
+    """Every port as declared (``stack/ports.yaml`` + the services' declarations), no environment applied.
+
+    Committed renders use these: they must not depend on the TESTBED_PORT_* of whoever renders them.
+    """
+    result: dict[str, list[int]] = {}
+    for name, value in _load_yaml(STACK_DIR / "ports.yaml").items():
+        result[name] = [int(p) for p in value] if isinstance(value, list) else [int(value)]
+    for spec in registry().values():
+        if spec.name in result:
+            raise ValueError(
+                f"port name {spec.name!r} is declared twice: stack/ports.yaml and services/{spec.name}"
+            )
+        result[spec.name] = list(spec.ports)
+    return result
+
+
 def ports() -> dict[str, list[int]]:
     """Every port, as a list (one entry per instance), with environment overrides applied.
 
     ``TESTBED_PORT_<NAME>`` may hold one port or a comma-separated list (one per instance).
     """
-    declared = _load_yaml(STACK_DIR / "ports.yaml")
+    declared = declared_ports()
     offset = _port_offset()
     result: dict[str, list[int]] = {}
     for name, value in declared.items():
@@ -56,8 +76,7 @@ def ports() -> dict[str, list[int]]:
                 message = f"TESTBED_PORT_{name.upper()}={override!r}: expected port[,port...]"
                 raise ValueError(message) from exc
             continue
-        listed = value if isinstance(value, list) else [value]
-        result[name] = [int(p) + offset for p in listed]
+        result[name] = [p + offset for p in value]
     return result
 
 
@@ -66,7 +85,7 @@ def port(name: str, instance: int = 0) -> int:
     try:
         return ports()[name][instance]
     except KeyError as exc:
-        raise KeyError(f"no port named {name!r} in stack/ports.yaml") from exc
+        raise KeyError(f"no port named {name!r} in stack/ports.yaml nor a service declaration") from exc
 
 
 def state_dir() -> Path:

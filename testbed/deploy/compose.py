@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from services import registry
 from testbed import settings
 from testbed.context import RenderContext
 from testbed.deploy.envfile import ENV_FILE, PUBLISHED_PORTS, read_env, secrets_from_env
@@ -42,12 +43,7 @@ COMPONENT_SERVICES: dict[str, str] = {
     "postgresql": "postgres",
     "rabbitmq": "rabbitmq",
     "rsyslog": "logstash",  # the log shipper
-    "gateway": "gateway",
-    "gateway-1": "gateway-2",
-    "inventory": "inventory",
-    "orders": "orders",
-    "payments": "payments",
-    "alert_sink": "alert-sink",
+    **registry.compose_names(),  # every service instance (component gateway-1 is compose's gateway-2)
 }
 NO_COMPOSE_EQUIVALENT = ("epmd",)
 # Status keys: the native name wherever there is one (the shipper keeps its own name, logstash).

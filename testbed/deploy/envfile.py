@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from services import registry
 from testbed import __version__, settings
 from testbed.metrics.policy import load_policy
 from testbed.secrets import Secrets
@@ -25,7 +26,7 @@ COMPOSE_PROJECT = "testbed"
 # The only ports compose publishes (on BIND_ADDRESS): the UIs.
 PUBLISHED_PORTS = ("kibana", "grafana", "prometheus", "alertmanager")
 # What tests, scenarios and chaos reach from the host, published only with stack/compose.endpoints.yaml.
-ENDPOINT_PORTS = ("elasticsearch", "gateway", "inventory", "orders", "payments", "alert_sink")
+ENDPOINT_PORTS = ("elasticsearch", *registry.names())
 SERVICES_IMAGE = "testbed-services"
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from services import registry
 from testbed import settings
 from testbed.context import RenderContext
 from testbed.deploy.envfile import secrets_from_env
@@ -37,8 +38,8 @@ COMPOSE_HOSTS: dict[str, str] = {
 }
 
 
-# Port names of the services under test (each instance is one container).
-SERVICE_NAMES = ("gateway", "inventory", "orders", "payments", "alert_sink")
+# Port names of the services under test (each instance is one container): their declarations.
+SERVICE_NAMES = registry.names()
 
 
 def compose_context(environ: Mapping[str, str] | None = None) -> RenderContext:

@@ -10,8 +10,8 @@ import dataclasses
 from pathlib import Path
 
 import jinja2
-import yaml
 
+from testbed import settings
 from testbed.logs import layout
 from testbed.settings import STACK_DIR
 
@@ -23,8 +23,7 @@ LOGSTASH_DATA = Path("/usr/share/logstash/data")
 
 def _compose_es_url() -> str:
     # The declared port, not the environment's: the committed pipeline must not depend on who renders it.
-    declared = yaml.safe_load((STACK_DIR / "ports.yaml").read_text())
-    return f"https://elasticsearch:{declared['elasticsearch']}"
+    return f"https://elasticsearch:{settings.declared_ports()['elasticsearch'][0]}"
 
 
 def pipeline_text() -> str:

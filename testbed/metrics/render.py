@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
+from services import registry
+from testbed import settings
 from testbed.context import RenderContext
 from testbed.metrics.alertmanager import render_alertmanager_yml, sink_password_file
 from testbed.metrics.rules import RULES_DIR, rule_files
@@ -34,7 +34,8 @@ UI_ABSENT_PAGE = STACK_DIR / "prometheus" / "ui-absent.html"
 
 # Compose: the containers see the stack's state layout under this mount (config/, pki/, data/).
 COMPOSE_STATE_DIR = Path("/testbed")
-# Compose service names (stack/compose.yaml); a second instance is `<name>-2`.
+# Compose service names (stack/compose.yaml); a second instance is `<name>-2`. The services' names
+# come from their declarations (services/registry.py: `compose_instance_name`).
 COMPOSE_HOSTS = {
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
@@ -43,12 +44,7 @@ COMPOSE_HOSTS = {
     "elasticsearch_exporter": "elasticsearch-exporter",
     "blackbox_exporter": "blackbox-exporter",
     "rabbitmq_prometheus": "rabbitmq",
-    "gateway": "gateway",
-    "gateway-1": "gateway-2",
-    "inventory": "inventory",
-    "orders": "orders",
-    "payments": "payments",
-    "alert_sink": "alert-sink",
+    **registry.compose_names(),
 }
 
 
@@ -123,18 +119,12 @@ def render_native(ctx: RenderContext) -> None:
     render_blackbox(ctx)
 
 
-def _declared_ports() -> dict[str, list[int]]:
-    # Committed files must not depend on TESTBED_PORT_* in the environment of whoever renders them.
-    declared = yaml.safe_load((STACK_DIR / "ports.yaml").read_text())
-    return {name: value if isinstance(value, list) else [value] for name, value in declared.items()}
-
-
 def compose_context() -> RenderContext:
     # Secrets are never written into the committed files; placeholder values satisfy the type.
     return RenderContext(
         mode="compose",
         state_dir=COMPOSE_STATE_DIR,
-        ports=_declared_ports(),
+        ports=settings.declared_ports(),  # committed: no TESTBED_PORT_* applied
         secrets=Secrets(),
         hosts=COMPOSE_HOSTS,
     )

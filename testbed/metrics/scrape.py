@@ -12,12 +12,14 @@ from typing import Any
 
 import yaml
 
+from services import registry
 from testbed import access
 from testbed.context import RenderContext
 from testbed.metrics.policy import Policy, load_policy
 
-# Every instance of these serves /metrics and /healthz over plain HTTP (ports.yaml lists instances).
-SERVICES = ("gateway", "inventory", "orders", "payments", "alert_sink")
+# Every instance of every declared service (services/<name>/service.yaml) serves /metrics and /healthz
+# over plain HTTP.
+SERVICES = registry.names()
 SERVICE_METRICS_PATH = "/metrics"
 SERVICE_HEALTH_PATH = "/healthz"
 

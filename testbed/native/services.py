@@ -1,4 +1,8 @@
-"""The services under test as components of the native stack.
+"""The services under test as components of the native stack (the testbed's side of the corridor).
+
+What each service is (ports, database, queues, dependencies) is its declaration
+(``services/<name>/service.yaml``, read by ``services.registry``); this module turns those into
+supervised components.
 
 Each instance of each service is one supervised process (group ``services``): the venv's python running
 ``python -m services.<name>`` (uvicorn inside), configured only through ``SHOP_*`` environment variables
@@ -14,28 +18,33 @@ import asyncio
 import sys
 
 from services.common.db import Store, provision
+from services.registry import registry
 from testbed.context import RenderContext
 from testbed.native.component import Component, HealthCheck
 
-# Start order: each waits for what it calls (the gateway needs inventory and orders to be ready).
-SERVICES: dict[str, tuple[str, ...]] = {
-    "inventory": ("postgresql",),
-    "orders": ("postgresql", "rabbitmq"),
-    "payments": ("postgresql", "rabbitmq"),
-    "gateway": ("inventory", "orders"),
-    "alert_sink": (),
-}
-DATABASES = {"inventory": "inventory", "orders": "orders", "payments": "payments"}
+# Start order and dependencies come from each service's declaration (services/<name>/service.yaml).
+SERVICES: dict[str, tuple[str, ...]] = {spec.name: spec.depends_on for spec in registry().values()}
+DATABASES = {spec.name: spec.name for spec in registry().values() if spec.database}
 
 
 def stores(ctx: RenderContext) -> dict[str, Store]:
     """Each service's database and its own login role (named after the service): see services/common/db.py."""
-    passwords = {
-        "inventory": ctx.secrets.inventory_db_password,
-        "orders": ctx.secrets.orders_db_password,
-        "payments": ctx.secrets.payments_db_password,
+    return {
+        service: Store(database, service, db_password(ctx, service))
+        for service, database in DATABASES.items()
     }
-    return {service: Store(database, service, passwords[service]) for service, database in DATABASES.items()}
+
+
+def db_password(ctx: RenderContext, service: str) -> str:
+    """The service's role password: the ``<service>_db_password`` secret (testbed/secrets.py)."""
+    password = getattr(ctx.secrets, f"{service}_db_password", None)
+    if not isinstance(password, str):
+        # A service declaring `database: true` needs its secret field; say which, not AttributeError.
+        raise LookupError(
+            f"services/{service}/service.yaml declares a database: "
+            f"add {service}_db_password to testbed/secrets.py"
+        )
+    return password
 
 
 def admin_dsn(ctx: RenderContext) -> str:
@@ -48,11 +57,11 @@ def provision_stores(ctx: RenderContext) -> None:
     asyncio.run(provision(admin_dsn(ctx), stores(ctx)))
 
 
-AMQP_CLIENTS = frozenset({"orders", "payments"})
+AMQP_CLIENTS = frozenset(spec.name for spec in registry().values() if spec.amqp)
 
 
 def component_name(service: str, instance: int) -> str:
-    return service if instance == 0 else f"{service}-{instance}"
+    return registry()[service].component_name(instance)
 
 
 def history_file(ctx: RenderContext) -> str:
@@ -77,10 +86,10 @@ def environment(ctx: RenderContext, service: str, instance: int) -> dict[str, st
         )
     if service in AMQP_CLIENTS:
         env["SHOP_AMQP_URL"] = f"amqp://testbed:{ctx.secrets.rabbitmq_password}@{ctx.address('rabbitmq')}/"
-    if service == "gateway":
-        env["SHOP_INVENTORY_URL"] = f"http://{ctx.address('inventory')}"
-        env["SHOP_ORDERS_URL"] = f"http://{ctx.address('orders')}"
-    if service == "alert_sink":
+    for dependency in SERVICES[service]:
+        if dependency in SERVICES:  # another service: its URL (the gateway's SHOP_INVENTORY_URL)
+            env[f"SHOP_{dependency.upper()}_URL"] = f"http://{ctx.address(dependency)}"
+    if service == "alert_sink":  # the testbed's own receiver: where it records, what Alertmanager sends
         env["SHOP_HISTORY_FILE"] = history_file(ctx)
         env["SHOP_WEBHOOK_PASSWORD"] = ctx.secrets.alert_sink_password
     return env

@@ -213,10 +213,9 @@ def test_every_log_directory_logstash_reads_is_written_by_a_container(model: dic
 
 def _listening_ports() -> dict[str, set[int]]:
     """Compose service -> the stack/ports.yaml ports it listens on (as declared, no env overrides)."""
-    declared = yaml.safe_load((settings.STACK_DIR / "ports.yaml").read_text())
     result: dict[str, set[int]] = {}
-    for name, ports in declared.items():
-        for index, port in enumerate(ports if isinstance(ports, list) else [ports]):
+    for name, ports in settings.declared_ports().items():
+        for index, port in enumerate(ports):
             host = COMPOSE_HOSTS.get(f"{name}-{index}", COMPOSE_HOSTS.get(name))
             if host:
                 result.setdefault(host, set()).add(int(port))
@@ -308,10 +307,9 @@ def test_endpoints_override_publishes_what_the_host_side_tools_use(endpoints: di
         for service in endpoints["services"].values()
         for port in service["ports"]
     }
-    declared = yaml.safe_load((settings.STACK_DIR / "ports.yaml").read_text())
+    declared = settings.declared_ports()
     for name in ENDPOINT_PORTS:
-        ports = declared[name] if isinstance(declared[name], list) else [declared[name]]
-        assert set(ports) <= published, name
+        assert set(declared[name]) <= published, name
 
 
 def test_endpoints_override_variables_are_defined_by_testbed_init(env: dict[str, str]) -> None:
