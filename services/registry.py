@@ -68,6 +68,9 @@ class ServiceSpec(_Strict):
     load: LoadFlow | None = None
     # Offered to the generic chaos experiments (`--target <service>`).
     chaos_target: bool = True
+    # `alert_receiver`: the testbed's own webhook receiver (Alertmanager posts to it, scenarios read
+    # its history for alert assertions); every other service is part of the shop under test.
+    role: Literal["shop", "alert_receiver"] = "shop"
 
     @model_validator(mode="after")
     def _ports_in_range(self) -> ServiceSpec:

@@ -89,7 +89,7 @@ def environment(ctx: RenderContext, service: str, instance: int) -> dict[str, st
     for dependency in SERVICES[service]:
         if dependency in SERVICES:  # another service: its URL (the gateway's SHOP_INVENTORY_URL)
             env[f"SHOP_{dependency.upper()}_URL"] = f"http://{ctx.address(dependency)}"
-    if service == "alert_sink":  # the testbed's own receiver: where it records, what Alertmanager sends
+    if registry()[service].role == "alert_receiver":  # where it records, what Alertmanager sends
         env["SHOP_HISTORY_FILE"] = history_file(ctx)
         env["SHOP_WEBHOOK_PASSWORD"] = ctx.secrets.alert_sink_password
     return env
