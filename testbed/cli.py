@@ -26,6 +26,7 @@ from testbed.logs.cli import register as _register_logs  # noqa: E402
 from testbed.metrics.cli import register as _register_metrics  # noqa: E402
 from testbed.native.cli import register as _register_native  # noqa: E402
 from testbed.native.services_cli import register as _register_services  # noqa: E402
+from testbed.scaffold.cli import register as _register_scaffold  # noqa: E402
 from testbed.scenario.cli import register as _register_scenario  # noqa: E402
 
 _register_deploy(app)
@@ -33,4 +34,5 @@ _register_logs(app)
 _register_metrics(app)
 _register_scenario(app)
 _register_services(app)
+_register_scaffold(app)
 _register_native(app)  # last: it finds the shared `bench` group made by the logs area
