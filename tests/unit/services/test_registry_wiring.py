@@ -84,8 +84,9 @@ def test_compose_hosts_name_it_and_never_loopback(service: str) -> None:
     ctx = metrics_render.compose_context()
     spec = registry.spec(service)
     for instance in range(spec.instances):
-        host = ctx.hosts.get(spec.component_name(instance))
-        assert host == spec.compose_instance_name(instance), f"{service}-{instance}: compose host {host}"
+        component = spec.component_name(instance)
+        host = ctx.hosts.get(component)
+        assert host == spec.compose_instance_name(instance), f"{component}: compose host {host}"
     assert ctx.host(service) != "127.0.0.1"
 
 
