@@ -157,3 +157,32 @@ def test_exercised_by_a_scenario(service: str) -> None:
         if _forbids_target_down(scenario):
             return
     pytest.fail(f"{service}: no scenario in scenarios/ names it or runs its load flow")
+
+
+CHAOS_DIR = settings.REPO_ROOT / "chaos" / "experiments"
+TARGET_KEYS = ("target_service", "target_component")
+
+
+def _chaos_targets() -> list[tuple[str, str]]:
+    """(where, target) of every chaos target chosen by an experiment's default or a scenario's vars."""
+    found = []
+    for path in sorted(CHAOS_DIR.glob("*.yaml")):
+        configuration = yaml.safe_load(path.read_text()).get("configuration") or {}
+        found += [(path.name, str(configuration[key])) for key in TARGET_KEYS if key in configuration]
+    for path in sorted(SCENARIOS_DIR.glob("*.yaml")):
+        variables = (yaml.safe_load(path.read_text()).get("chaos") or {}).get("vars") or {}
+        found += [(path.name, str(variables[key])) for key in TARGET_KEYS if key in variables]
+    return found
+
+
+def test_chaos_targets_only_services_declared_as_targets() -> None:
+    # Generic experiments take any service (`target_service`/`target_component`): the declaration's
+    # `chaos_target: false` (the alert sink, the testbed's own receiver) keeps it out of their reach.
+    services = {name for name, spec in registry.registry().items() if spec.chaos_target}
+    refused = [
+        f"{where}: {target}"
+        for where, target in _chaos_targets()
+        if target in SERVICES and target not in services
+    ]
+    assert refused == [], "chaos targets a service whose declaration says chaos_target: false"
+    assert any(target in services for _, target in _chaos_targets()), "no chaos experiment targets a service"
