@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 from chaoslib.exceptions import ActivityFailed
 
-from testbed.access import FAULT_ADMIN_PATH, StackAccess, backend_from
+from testbed import backend as backends
+from testbed.access import FAULT_ADMIN_PATH, StackAccess
 
 Configuration = dict[str, Any] | None
 Secrets = dict[str, Any] | None
@@ -28,33 +29,27 @@ __all__ = [
 ]
 
 
-def _control(backend: str, verb: str, name: str) -> None:
-    """Run one verb through the backend's own control API (native supervisor or docker compose)."""
+def _control(configuration: Configuration, verb: str, name: str) -> None:
+    """Run one verb through the configured backend's own control API (native supervisor or docker compose)."""
+    backend = backends.from_configuration(configuration)
     try:
-        if backend == "compose":
-            from testbed.deploy import compose
-
-            getattr(compose, verb)([name])
-        else:
-            from testbed.native import control
-
-            getattr(control, verb)(name)
+        getattr(backend, verb)(name)
     except Exception as exc:  # the backend's own errors: report them as the activity failing
         # Starting a started component (a rollback after the method already restarted it) is fine.
         if verb == "start" and "ALREADY_STARTED" in str(exc).upper().replace(" ", "_"):
             return
-        raise ActivityFailed(f"{backend} {verb} {name}: {exc}") from exc
+        raise ActivityFailed(f"{backend.name} {verb} {name}: {exc}") from exc
 
 
 def stop_component(name: str, configuration: Configuration = None, secrets: Secrets = None) -> str:
     """Stop a component cleanly; it stays down until started."""
-    _control(backend_from(configuration), "stop", name)
+    _control(configuration, "stop", name)
     return f"stopped {name}"
 
 
 def start_component(name: str, configuration: Configuration = None, secrets: Secrets = None) -> str:
     """Start a component (waits until the backend reports it started)."""
-    _control(backend_from(configuration), "start", name)
+    _control(configuration, "start", name)
     return f"started {name}"
 
 
@@ -62,7 +57,7 @@ def kill_component(
     name: str, keep_down: bool = True, configuration: Configuration = None, secrets: Secrets = None
 ) -> str:
     """SIGKILL a component, as a crash would; it stays down unless ``keep_down`` is false (then restarted)."""
-    _control(backend_from(configuration), "kill", name)
+    _control(configuration, "kill", name)
     if not keep_down:
         start_component(name, configuration)
     return f"killed {name}" + ("" if keep_down else " and started it again")

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 from chaoslib.exceptions import ActivityFailed
 
-from testbed.access import StackAccess, backend_from
+from testbed import backend as backends
+from testbed.access import StackAccess
 
 Configuration = dict[str, Any] | None
 Secrets = dict[str, Any] | None
@@ -29,13 +30,7 @@ __all__ = [
 
 def _component_health(configuration: Configuration) -> dict[str, str]:
     try:
-        if backend_from(configuration) == "compose":
-            from testbed.deploy import compose
-
-            return {name: str(c.get("health")) for name, c in compose.status()["components"].items()}
-        from testbed.native import control
-
-        return {name: c.health for name, c in control.status().items()}
+        return {name: c.health for name, c in backends.from_configuration(configuration).status().items()}
     except Exception as exc:  # the backend's own errors: the probe cannot answer
         raise ActivityFailed(f"component status unavailable: {exc}") from exc
 

@@ -10,11 +10,9 @@ read the same users.
 
 from __future__ import annotations
 
-import os
 import ssl
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
 
 import httpx
 
@@ -101,19 +99,6 @@ def http_client(
     )
 
 
-Backend = Literal["native", "compose"]
-
-
-def backend_from(configuration: dict[str, Any] | None) -> Backend:
-    """Chaos Toolkit's ``testbed_backend`` configuration key, else ``TESTBED_BACKEND``, else native."""
-    chosen = str(
-        (configuration or {}).get("testbed_backend") or os.environ.get("TESTBED_BACKEND") or "native"
-    )
-    if chosen not in ("native", "compose"):
-        raise ValueError(f"testbed_backend={chosen!r}: use native or compose")
-    return chosen  # type: ignore[return-value]
-
-
 @dataclass(frozen=True)
 class StackAccess:
     """One stack as its host sees it: clients and URLs for the runner, chaos probes and tests."""
@@ -121,14 +106,11 @@ class StackAccess:
     ctx: RenderContext
 
     @classmethod
-    def current(cls, backend: Backend | None = None) -> StackAccess:
+    def current(cls, backend: str | None = None) -> StackAccess:
         """The stack of ``backend`` (default: ``TESTBED_BACKEND``, else native)."""
-        if (backend or backend_from(None)) == "compose":
-            # Published ports on 127.0.0.1, secrets from stack/.env, the CA exported by `up`.
-            from testbed.deploy.compose import host_context
+        from testbed import backend as backends
 
-            return cls(host_context())
-        return cls(RenderContext.native())
+        return (backends.named(backend) if backend else backends.from_configuration(None)).access()
 
     @cached_property
     def _tls(self) -> ssl.SSLContext:

@@ -202,20 +202,3 @@ def register(app: typer.Typer) -> None:
     app.add_typer(compose_app, name="compose")
     app.add_typer(setup_app, name="compose-setup", hidden=True)
     app.command("compose-service", hidden=True)(compose_service)
-
-
-BACKENDS = ("native", "compose")
-
-
-def dispatch(backend: str, action: str, *args: object) -> bool:
-    """For the native commands' ``--backend``: run ``action`` on compose and return True, or return
-    False to let the native command go on. An unknown backend exits with one line."""
-    if backend not in BACKENDS:
-        raise _fail(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}", code=2)
-    if backend == "native":
-        return False
-    if action == "status":
-        compose_status(bool(args and args[0]))
-        return True
-    _compose_call(action, *args)
-    return True

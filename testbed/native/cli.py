@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from testbed.deploy.cli import dispatch
+from testbed import backend as backends
+from testbed.backend import NOT_SERVING, Backend, ComponentStatus
 from testbed.native import control, setup
+from testbed.native.backend import NativeBackend
 from testbed.native.control import NativeStack, Phase, StackError
 
 console = Console(stderr=True)
@@ -70,34 +72,36 @@ class UpProgress:
         return table
 
 
-def run_up(stack: NativeStack, names: list[str] | None = None) -> None:
+def run_up(backend: Backend, names: list[str] | None = None) -> None:
     try:
-        wanted = stack.closure(names) if names else {c.name for c in stack.components}
+        progress = UpProgress(backend.plan(names or []))
     except StackError as exc:
         raise fail(str(exc)) from None
-    progress = UpProgress([c.name for c in stack.components if c.name in wanted])
     try:
-        with Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live:
+        if progress.rows:
+            with Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live:
 
-            def on_event(name: str, phase: Phase, detail: str) -> None:
-                progress(name, phase, detail)
+                def on_event(name: str, phase: Phase, detail: str) -> None:
+                    progress(name, phase, detail)
+                    live.update(progress.table())
+
+                backend.up(names or [], on_event)
                 live.update(progress.table())
-
-            stack.up(on_event, names)
-            live.update(progress.table())
+        else:  # a backend without progress events: its own output is all there is
+            backend.up(names or [])
     except KeyboardInterrupt:
         raise fail(
             "interrupted: the stack was stopped cleanly (data kept); run `testbed up` again", code=130
         ) from None
     except StackError as exc:
-        raise fail(f"{exc} (the stack was stopped; data kept)", exc.detail) from None
+        raise fail(f"{exc}{backend.up_failure_note}", exc.detail) from None
     console.print(
         f"[green]stack healthy[/] in {time.monotonic() - progress.started:.1f} s "
-        f'(state: {stack.ctx.state_dir}); `eval "$(testbed env)"` for your tools'
+        f'(state: {backend.context().state_dir}); `eval "$(testbed env)"` for your tools'
     )
 
 
-def status_table(statuses: dict[str, control.ComponentStatus]) -> Table:
+def status_table(statuses: dict[str, ComponentStatus]) -> Table:
     table = Table(title="testbed status", title_justify="left")
     for column in ("component", "state", "health", "pid", "url"):
         table.add_column(column)
@@ -124,28 +128,30 @@ def setup_command() -> None:
     console.print("[green]set-up complete[/]")
 
 
-# `--backend compose` hands the command to testbed/deploy (docker compose -f stack/compose.yaml).
-Backend = Annotated[str, typer.Option("--backend", help="native (supervisord) or compose (Docker).")]
+BackendOption = Annotated[str, typer.Option("--backend", help="native (supervisord) or compose (Docker).")]
+
+
+def _backend(name: str) -> Backend:
+    try:
+        return backends.named(name)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
 
 
 def up_command(
     names: Annotated[
         list[str] | None, typer.Argument(help="Only these components (and what they need); default: all.")
     ] = None,
-    backend: Backend = "native",
+    backend: BackendOption = "native",
 ) -> None:
     """Bring the stack up, in dependency order, each component gated on its health check."""
-    if dispatch(backend, "up", names or []):
-        return
-    run_up(_stack(), names)
+    run_up(_backend(backend), names)
 
 
-def down_command(backend: Backend = "native") -> None:
+def down_command(backend: BackendOption = "native") -> None:
     """Stop every component and supervisord; verify no process of the stack is left."""
-    if dispatch(backend, "down", False):
-        return
     try:
-        _stack().down()
+        _backend(backend).down()
     except StackError as exc:
         raise fail(str(exc)) from None
     console.print("[green]stack down[/]: no process left")
@@ -153,12 +159,13 @@ def down_command(backend: Backend = "native") -> None:
 
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Stable JSON for scripts.")] = False,
-    backend: Backend = "native",
+    backend: BackendOption = "native",
 ) -> None:
     """State, health, pid and URL of every component."""
-    if dispatch(backend, "status", as_json):
-        return
-    statuses = _stack().status()
+    try:
+        statuses = _backend(backend).status()
+    except StackError as exc:
+        raise fail(str(exc)) from None
     if as_json:
         payload = {"components": {name: item.as_json() for name, item in statuses.items()}}
         out.print_json(json.dumps(payload))
@@ -166,7 +173,7 @@ def status_command(
     out.print(status_table(statuses))
     if any(item.state == "STALE" for item in statuses.values()):
         raise fail("supervisord is gone but stack processes still run: `testbed up` recovers them")
-    if any(item.health != "healthy" for item in statuses.values()):
+    if any(item.health in NOT_SERVING for item in statuses.values()):
         raise typer.Exit(3)
 
 
@@ -176,10 +183,10 @@ def env_command() -> None:
         sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
 
 
-def _one(action: str, name: str) -> None:
-    stack = _stack()
+def _one(action: str, name: str, backend: str = "native") -> None:
+    chosen = _backend(backend)
     try:
-        getattr(stack, action)(name)
+        getattr(chosen, action)(name)
     except StackError as exc:
         raise fail(str(exc), exc.detail) from None
     console.print(f"{name}: {action} done")
@@ -188,30 +195,29 @@ def _one(action: str, name: str) -> None:
 ComponentName = Annotated[str, typer.Argument(help="Component name, as in `testbed status`.")]
 
 
-def start_command(name: ComponentName, backend: Backend = "native") -> None:
+def start_command(name: ComponentName, backend: BackendOption = "native") -> None:
     """Start one component and wait until it is healthy."""
-    if dispatch(backend, "start", [name]):
-        return
-    _one("start", name)
+    _one("start", name, backend)
 
 
-def stop_command(name: ComponentName, backend: Backend = "native") -> None:
+def stop_command(name: ComponentName, backend: BackendOption = "native") -> None:
     """Stop one component (SIGTERM, then SIGKILL after its grace period)."""
-    if dispatch(backend, "stop", [name]):
-        return
-    _one("stop", name)
+    _one("stop", name, backend)
 
 
-def kill_command(name: ComponentName, backend: Backend = "native") -> None:
+def kill_command(name: ComponentName, backend: BackendOption = "native") -> None:
     """SIGKILL one component's processes, as a crash would (for chaos experiments)."""
-    if dispatch(backend, "kill", [name]):
-        return
-    _one("kill", name)
+    _one("kill", name, backend)
 
 
 def restart_command(name: ComponentName) -> None:
     """Stop then start one component, waiting for it to be healthy."""
-    _one("restart", name)
+    stack = _stack()
+    try:
+        stack.restart(name)
+    except StackError as exc:
+        raise fail(str(exc), exc.detail) from None
+    console.print(f"{name}: restart done")
 
 
 def logs_command(
@@ -258,7 +264,7 @@ def smoke_check(stack: NativeStack) -> bool:
 def demo_command() -> None:
     """Bring the stack up, smoke-check each component, run the smoke and service-killed scenarios."""
     stack = _stack()
-    run_up(stack)
+    run_up(NativeBackend(stack))
     if not smoke_check(stack):
         raise fail("the smoke check failed: see `testbed logs <component>`")
     console.print("[green]smoke check passed[/]: every component healthy and serving")

@@ -1,21 +1,7 @@
-"""What the native stack's control reports: failures (``StackError``) and progress events."""
+"""What the native stack's control reports: the backends' ``StackError`` and progress events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from testbed.backend import EventCallback, Phase, StackError, no_event
 
-Phase = Literal["waiting", "starting", "healthy", "failed", "already running"]
-EventCallback = Callable[[str, Phase, str], None]
-
-
-class StackError(RuntimeError):
-    """One clear line naming the fix; ``detail`` may hold log lines worth showing."""
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.detail = detail
-
-
-def no_event(_name: str, _phase: Phase, _detail: str) -> None:
-    """The default listener: progress is not shown."""
+__all__ = ["EventCallback", "Phase", "StackError", "no_event"]

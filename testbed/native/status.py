@@ -4,32 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
+from testbed.backend import ComponentStatus
 from testbed.context import RenderContext
 from testbed.native import supervisor as sv
 from testbed.native.component import Component
 from testbed.native.processes import stack_processes
 
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    name: str
-    state: str  # supervisord's state name (RUNNING, STOPPED, EXITED, FATAL...), STOPPED when it is down
-    health: str  # healthy | unhealthy | stopped
-    pid: int | None
-    url: str | None
-    ports: dict[str, int]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "health": self.health,
-            "pid": self.pid,
-            "url": self.url,
-            "ports": self.ports,
-        }
+__all__ = ["ComponentStatus", "collect"]
 
 
 def collect(

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from testbed.backend import BACKENDS
 from testbed.scenario.errors import ExitCode, ScenarioInputError
 from testbed.scenario.runner import RunOutcome, exit_code_for, reverify, run_scenario
 from testbed.scenario.spec import load_scenario
@@ -79,7 +80,7 @@ def run_command(
 ) -> None:
     """Run scenarios: load + chaos, verify every promise, write results/<run-id>/ (exit 0: all held)."""
     try:
-        if backend not in ("native", "compose"):
+        if backend not in BACKENDS:  # checked before anything runs, not at the first scenario
             raise ScenarioInputError("--backend", "", f"unknown backend {backend!r}", "use native or compose")
         if reverify_dir is not None:
             [scenario_path] = select_scenarios(scenarios or [], False, None)[:1]

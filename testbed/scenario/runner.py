@@ -21,6 +21,7 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from testbed import backend as backends
 from testbed.access import StackAccess
 from testbed.scenario import collect, privacy
 from testbed.scenario.errors import ExitCode, ScenarioInputError
@@ -67,26 +68,20 @@ class RunOutcome:
         return all_passed(self.results)
 
 
-def ensure_stack(backend: str, console: Console) -> None:
+def ensure_stack(backend: backends.Backend, console: Console) -> None:
     """Bring the stack up when a component is not healthy; a stack that cannot come up is bad input (2)."""
-    if backend == "compose":
-        from testbed.deploy import compose
+    problem = backend.problem()
+    if problem:
+        raise ScenarioInputError(f"--backend {backend.name}", "", problem, "use the native backend (default)")
 
-        problem = compose.engine_problem()
-        if problem:
-            raise ScenarioInputError("--backend compose", "", problem, "use the native backend (default)")
-        compose.up()
-        return
-    from testbed.native import control
+    def say(unhealthy: list[str]) -> None:
+        console.print(f"[yellow]bringing the stack up[/] (not healthy: {', '.join(unhealthy)})")
 
     try:
-        unhealthy = [name for name, s in control.status().items() if s.health != "healthy"]
-        if unhealthy:
-            console.print(f"[yellow]bringing the stack up[/] (not healthy: {', '.join(unhealthy)})")
-            control.up()
-    except control.StackError as exc:
+        backend.ensure_up(say)
+    except backends.StackError as exc:
         raise ScenarioInputError(
-            "stack", "", f"the native stack is not up ({exc})", "run `testbed up`"
+            "stack", "", f"the {backend.name} stack is not up ({exc})", backend.up_hint
         ) from exc
 
 
@@ -166,8 +161,12 @@ def run_scenario(
     console = console or Console()
     scenario = load_scenario(path)
     check_alert_names(scenario, path, known_alert_names())
-    ensure_stack(backend, console)
-    access = StackAccess.current("compose" if backend == "compose" else "native")
+    try:
+        stack = backends.named(backend)
+    except ValueError as exc:
+        raise ScenarioInputError("--backend", "", str(exc), "use native or compose") from None
+    ensure_stack(stack, console)
+    access = stack.access()
     cross_signal = scenario.assertions.cross_signal
     if cross_signal and (problem := collect.promql_problem(access, cross_signal.prometheus_counter)):
         raise ScenarioInputError(
@@ -194,7 +193,7 @@ def run_scenario(
         "TESTBED_LOAD_PROFILE": scenario.load.model_dump_json(),
         "TESTBED_RUN_ID": run_id,
         "TESTBED_REQUEST_LOG_DIR": str(request_dir),
-        "TESTBED_BACKEND": backend,
+        "TESTBED_BACKEND": stack.name,
     }
     watcher = collect.LogWatcher(access, run_id)
     locust: subprocess.Popen[str] | None = None
