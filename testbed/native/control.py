@@ -149,17 +149,40 @@ class NativeStack:
         Idempotent: healthy components are left alone. On a failure or Ctrl-C the stack is stopped.
         """
         with self.exclusive(on_event):
+            if not self.client.is_running():
+                self._up_from_nothing(on_event, names)
+                return
             changed = self.prepare()  # a failure here has started nothing: a running stack is left alone
             try:
                 self.ensure_supervisord(on_event)
                 self._restart_changed(changed, names, on_event)
-                only = self.closure(names) if names else None
-                targets = [c for c in self.components if only is None or c.name in only]
-                self.starter.start_in_order(targets, on_event)
+                self.starter.start_in_order(self._targets(names), on_event)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.down()
                 raise
+
+    def _targets(self, names: list[str] | None) -> list[Component]:
+        only = self.closure(names) if names else None
+        return [c for c in self.components if only is None or c.name in only]
+
+    def _up_from_nothing(self, on_event: EventCallback, names: list[str] | None) -> None:
+        """No supervisord, so nothing of the stack runs: each component starts as soon as its own render
+        (and its dependencies) are done, while the slower renders still run (the first start used to
+        wait for the slowest render, Elasticsearch's keystore JVM, before starting anything)."""
+        self.check_installed()
+        preparation.lay_out(self.ctx, self.components)
+        renders = preparation.Renders(self.ctx, self.components)
+        try:
+            self.ensure_supervisord(on_event)
+            self.starter.start_in_order(self._targets(names), on_event, renders)
+            renders.changed()  # a render of a component outside ``names`` must not fail unseen
+        except BaseException:
+            renders.close()
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        renders.close()
 
     def _restart_changed(self, changed: set[str], names: list[str] | None, on_event: EventCallback) -> None:
         """A running component whose config files this render changed is stopped, so `up` starts it anew."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from testbed.context import RenderContext
@@ -81,9 +82,9 @@ def _chown_state(ctx: RenderContext) -> None:
                 os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
-def render_all(ctx: RenderContext, components: list[Component]) -> set[str]:
-    """Directories, PKI, every component's config and supervisord.conf (the installation is checked first
-    by the caller). Returns the components whose rendered config files changed."""
+def lay_out(ctx: RenderContext, components: list[Component]) -> None:
+    """Directories, PKI, client configs and supervisord.conf: what every component needs before its own
+    render (supervisord's config does not depend on the renders)."""
     for directory in (
         ctx.config_dir,
         ctx.data_dir,
@@ -101,14 +102,69 @@ def render_all(ctx: RenderContext, components: list[Component]) -> set[str]:
     sv.supervisor_dir(ctx).chmod(0o700)
     pki.ensure_pki(ctx.pki_dir)
     configs.render_client_http_configs(ctx)
-    # Renders are independent of each other and some are slow on a fresh state dir (Elasticsearch's
-    # keystore tool is a JVM, initdb): run them side by side, so the first start waits for the
-    # slowest one only.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(lambda c: _render(ctx, c), [c for c in components if c.render is not None]))
-    changed = {name for name, was_changed in outcomes if was_changed}
     conf = sv.render_conf(ctx, components, setup.stack_user())
     sv.conf_path(ctx).write_text(conf)
     sv.conf_path(ctx).chmod(0o600)
+    _chown_state(ctx)
+
+
+class Renders:
+    """Every component's render, side by side in threads; a component may start once its own is done.
+
+    Renders are independent of each other and some are slow on a fresh state dir (Elasticsearch's
+    keystore tool is a JVM, initdb): waiting for all of them before starting anything made the first
+    start wait for the slowest one everywhere.
+    """
+
+    def __init__(self, ctx: RenderContext, components: list[Component], own_each: bool = True) -> None:
+        self.ctx = ctx
+        self.own_each = own_each  # False: the caller hands the state dir to the stack user once, after all
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="render")
+        self._owner_lock = threading.Lock()
+        self.pending: dict[str, Future[bool]] = {
+            c.name: self._pool.submit(self._render_owned, c) for c in components if c.render is not None
+        }
+
+    def _render_owned(self, component: Component) -> bool:
+        _name, changed = _render(self.ctx, component)
+        if not self.own_each:
+            return changed
+        with self._owner_lock:  # what the render wrote goes to the stack user before the component starts
+            _chown_state(self.ctx)
+        return changed
+
+    def done(self, name: str) -> bool:
+        """Whether ``name`` may start as far as its render goes (raises the render's failure)."""
+        future = self.pending.get(name)
+        if future is None:
+            return True
+        if not future.done():
+            return False
+        future.result()
+        return True
+
+    def wait_any(self, timeout_s: float) -> None:
+        """Return when a render finishes, or after ``timeout_s``."""
+        wait(
+            [f for f in self.pending.values() if not f.done()], timeout=timeout_s, return_when=FIRST_COMPLETED
+        )
+
+    def changed(self) -> set[str]:
+        """The components whose rendered files changed (waits for every render)."""
+        return {name for name, future in self.pending.items() if future.result()}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def render_all(ctx: RenderContext, components: list[Component]) -> set[str]:
+    """Directories, PKI, every component's config and supervisord.conf (the installation is checked first
+    by the caller). Returns the components whose rendered config files changed."""
+    lay_out(ctx, components)
+    renders = Renders(ctx, components, own_each=False)
+    try:
+        changed = renders.changed()
+    finally:
+        renders.close()
     _chown_state(ctx)
     return changed

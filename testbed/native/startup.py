@@ -17,6 +17,7 @@ from testbed.native import health
 from testbed.native import supervisor as sv
 from testbed.native.component import Component
 from testbed.native.errors import EventCallback, StackError
+from testbed.native.prepare import Renders
 from testbed.native.processes import check_ports_free, tail
 
 POLL_INTERVAL_S = 0.5
@@ -56,8 +57,11 @@ class Starter:
         log = sv.component_log(self.ctx, component.name)
         return StackError(f"{component.name} {reason}; its log: {log}", detail="\n".join(lines))
 
-    def start_in_order(self, targets: list[Component], on_event: EventCallback) -> None:
-        """Start ``targets`` (in definition order) as their dependencies become healthy."""
+    def start_in_order(
+        self, targets: list[Component], on_event: EventCallback, renders: Renders | None = None
+    ) -> None:
+        """Start ``targets`` (in definition order) as their dependencies become healthy and, when
+        ``renders`` are still running, as soon as their own render is done."""
         with ThreadPoolExecutor(max_workers=8) as pool:
             healthy = self._already_healthy(targets, pool, on_event)
             pending = [c for c in targets if c.name not in healthy]
@@ -66,11 +70,16 @@ class Starter:
             starting: dict[str, tuple[Component, StartAttempt]] = {}
             while pending or starting:
                 for component in [c for c in pending if set(c.depends_on) <= healthy]:
+                    if renders is not None and not renders.done(component.name):
+                        continue
                     pending.remove(component)
                     self.launch(component)
                     starting[component.name] = (component, StartAttempt(since=time.monotonic()))
                     on_event(component.name, "starting", "")
                 if pending and not starting:
+                    if renders is not None and not all(renders.done(c.name) for c in pending):
+                        renders.wait_any(POLL_INTERVAL_S)
+                        continue
                     names = ", ".join(c.name for c in pending)
                     raise StackError(f"cannot start {names}: a dependency is not part of this start")
                 batch = [component for component, _attempt in starting.values()]
