@@ -31,7 +31,20 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 def port_holder(port: int) -> str | None:
-    """Who listens on ``port`` (any address), as 'pid N (name)', or None when it is free."""
+    """Who listens on ``port`` (any address), as 'pid N (name)', or None when it is free.
+
+    A bind on the loopback decides, in microseconds; only a taken port pays for the scan of every
+    socket of the machine that names its holder (~50 ms idle, much more on a loaded machine, and
+    `up` asked once per port of every component it launched).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            pass
+        else:
+            return None
     try:
         connections = psutil.net_connections(kind="inet")
     except psutil.AccessDenied:
@@ -45,13 +58,7 @@ def port_holder(port: int) -> str | None:
                 return f"pid {conn.pid} ({proc.name()}: {' '.join(proc.cmdline())[:80]})"
             except psutil.Error:
                 return f"pid {conn.pid}"
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return "another process"
-    return None
+    return "another process"
 
 
 def check_ports_free(component_name: str, ports: dict[str, int]) -> None:
