@@ -68,3 +68,15 @@ def test_a_dependency_cycle_is_refused(tmp_path: Path) -> None:
     _declare(tmp_path, "b", "name: b\nports: [18086]\ndepends_on: [a]\n")
     with pytest.raises(DeclarationError, match="depends_on: a cycle"):
         discover(tmp_path)
+
+
+def test_a_declared_database_without_its_secret_is_one_clear_error(tmp_path: Path) -> None:
+    from testbed import settings
+    from testbed.context import RenderContext
+    from testbed.native.services import db_password
+    from testbed.secrets import Secrets
+
+    ctx = RenderContext(mode="native", state_dir=tmp_path, ports=settings.declared_ports(), secrets=Secrets())
+    assert db_password(ctx, "orders") == ctx.secrets.orders_db_password
+    with pytest.raises(LookupError, match=r"services/shipping/service.yaml .*add shipping_db_password"):
+        db_password(ctx, "shipping")
