@@ -80,6 +80,24 @@ def test_in_the_compose_model(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
+def test_its_compose_blocks_agree_with_its_declaration(service: str) -> None:
+    """Compose blocks are written by hand (or by the scaffold): the secrets and start order they give
+    must be the ones the declaration implies (its database's password, the broker's, its dependencies)."""
+    spec = registry.spec(service)
+    services = validate.load_compose_raw()["services"]
+    for instance in range(spec.instances):
+        name = spec.compose_instance_name(instance)
+        block = services[name]
+        variables = set(block.get("environment") or {})
+        database = f"{service.upper()}_DB_PASSWORD"
+        assert (database in variables) == spec.database, f"{name}: {database} vs database: {spec.database}"
+        assert ("RABBITMQ_PASSWORD" in variables) == spec.amqp, f"{name}: RABBITMQ_PASSWORD vs queues"
+        waits_for = set(block.get("depends_on") or {})
+        wanted = {registry.spec(d).compose_name for d in spec.depends_on if d in SERVICES}
+        assert wanted <= waits_for, f"{name}: does not wait for {sorted(wanted - waits_for)}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_compose_hosts_name_it_and_never_loopback(service: str) -> None:
     ctx = metrics_render.compose_context()
     spec = registry.spec(service)
