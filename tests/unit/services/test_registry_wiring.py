@@ -204,3 +204,23 @@ def test_chaos_targets_only_services_declared_as_targets() -> None:
     ]
     assert refused == [], "chaos targets a service whose declaration says chaos_target: false"
     assert any(target in services for _, target in _chaos_targets()), "no chaos experiment targets a service"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_declared_slos_and_queues_exist(service: str) -> None:
+    """The declaration's SLO names are that service's in stack/slo.yaml; the routing keys it consumes
+    are the bindings of its queues (services/common/messages.py: queues are named `<service>.…`)."""
+    from services.common import messages
+
+    spec = registry.spec(service)
+    slos = {
+        s["name"]: s["service"] for s in yaml.safe_load((settings.STACK_DIR / "slo.yaml").read_text())["slos"]
+    }
+    for name in spec.slos:
+        assert slos.get(name) == service, f"{service}: SLO {name} is not {service}'s in stack/slo.yaml"
+    assert set(spec.slos) == {name for name, owner in slos.items() if owner == service}, f"{service}: SLOs"
+    bound = {
+        key for queue in messages.QUEUES if queue.name.startswith(f"{service}.") for key in queue.routing_keys
+    }
+    assert set(spec.queues.consumes) == bound, f"{service}: queues.consumes vs its queues' bindings {bound}"
+    assert set(spec.queues.publishes) <= set(messages.SCHEMAS), f"{service}: publishes an unknown routing key"
