@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from testbed.cli_helpers import fail
+
 console = Console(stderr=True)
 
 versions_app = typer.Typer(no_args_is_help=True, help="stack/versions.yaml and its JSON twin for Nix.")
@@ -19,11 +21,6 @@ compose_app = typer.Typer(
 setup_app = typer.Typer(no_args_is_help=True, help="Jobs run inside the compose stack's containers.")
 
 ServicesArg = Annotated[list[str] | None, typer.Argument(help="compose services (default: all)")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def init() -> None:
@@ -48,7 +45,7 @@ def versions_check() -> None:
     from testbed.deploy.versions import VERSIONS_JSON, render_versions_json
 
     if not VERSIONS_JSON.exists() or VERSIONS_JSON.read_text() != render_versions_json():
-        raise _fail(f"{VERSIONS_JSON} is stale: run `testbed versions render` and commit it")
+        raise fail(f"{VERSIONS_JSON} is stale: run `testbed versions render` and commit it")
     console.print("[green]stack/versions.json is up to date[/]")
 
 
@@ -60,7 +57,7 @@ def images_pin() -> None:
     try:
         pinned = pin_images()
     except RegistryUnreachable as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[green]pinned {len(pinned)} images[/] in {DIGESTS_FILE}")
 
 
@@ -70,9 +67,9 @@ def _compose_call(action: str, *args: object) -> None:
     try:
         getattr(compose, action)(*args)
     except compose.ComposeUnavailable as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except RuntimeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @compose_app.command("up")
@@ -113,7 +110,7 @@ def compose_status(
     try:
         status = compose.status()
     except (compose.ComposeUnavailable, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(status, indent=2))
         return
@@ -131,7 +128,7 @@ def setup_prepare() -> None:
     try:
         ctx = compose_context()
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     setup.prepare(ctx)
     console.print(f"[green]prepared[/] {ctx.pki_dir} and {ctx.config_dir}")
 
@@ -147,7 +144,7 @@ def _run_setup_steps(*steps: str) -> None:
         for step in steps:
             actions[step](ctx)
     except (ValueError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[green]done:[/] {', '.join(steps)}")
 
 
@@ -178,7 +175,7 @@ def setup_databases() -> None:
     try:
         provision_stores(compose_context())
     except (ValueError, OSError) as exc:
-        raise _fail(f"could not provision the services' databases: {exc}") from None
+        raise fail(f"could not provision the services' databases: {exc}") from None
     console.print("[green]done:[/] databases")
 
 
@@ -192,7 +189,7 @@ def compose_service(
     try:
         exec_service(name, instance)
     except (LookupError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -9,18 +9,18 @@ from elasticsearch import ApiError, AuthenticationException
 from elasticsearch import ConnectionError as ESConnectionError
 from rich.console import Console
 
+from testbed.cli_helpers import bench_group, fail
 from testbed.context import RenderContext
 from testbed.logs import clients
 from testbed.logs.search import LogQuery, parse_since, search, table
 
 # Piped output (less, grep, a CI log) gets a wide table rather than an 80-column one.
 out = Console(width=None if Console().is_terminal else 160)
-err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+    """Bad input (2) unless told otherwise."""
+    return fail(message, code=code)
 
 
 def logs_search_command(
@@ -80,7 +80,5 @@ def bench_logs_command(
 
 
 def register(app: typer.Typer) -> None:
-    from testbed.native.cli import bench_group
-
     app.command("logs-search")(logs_search_command)
     bench_group(app).command("logs")(bench_logs_command)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from testbed.cli_helpers import archive_group, fail
 from testbed.context import RenderContext
 
 metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus, rules, Alertmanager, dashboards.")
@@ -45,8 +46,7 @@ def reload_command() -> None:
     try:
         reload_running(ctx)
     except httpx.HTTPError as exc:
-        typer.echo(f"error: reload failed ({exc}): is the stack up (`testbed status`)?", err=True)
-        raise typer.Exit(1) from exc
+        raise fail(f"reload failed ({exc}): is the stack up (`testbed status`)?") from exc
     typer.echo("prometheus, alertmanager and blackbox_exporter reloaded")
 
 
@@ -69,19 +69,8 @@ def archive_metrics_command(
     try:
         produced = archive(RenderContext.native(), output)
     except ArchiveError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     typer.echo(str(produced))
-
-
-def archive_group(app: typer.Typer) -> typer.Typer:
-    """The shared ``testbed archive`` group (other areas add their own `archive <what>` to it)."""
-    for group in app.registered_groups:
-        if group.name == "archive" and group.typer_instance is not None:
-            return group.typer_instance
-    archive = typer.Typer(no_args_is_help=True, help="Archive the stack's data (snapshots).")
-    app.add_typer(archive, name="archive")
-    return archive
 
 
 dashboards_app = typer.Typer(no_args_is_help=True, help="The Grafana dashboards, without Grafana.")
@@ -108,13 +97,11 @@ def dashboards_render_command(
     try:
         seconds = parse_duration(since)
     except ValueError:
-        typer.echo(f"error: --since {since!r} is not a duration: use e.g. 15m, 1h or 90s", err=True)
-        raise typer.Exit(2) from None
+        raise fail(f"--since {since!r} is not a duration: use e.g. 15m, 1h or 90s", code=2) from None
     try:
         rendered = render(RenderContext.native(), seconds, output)
     except httpx.HTTPError as exc:
-        typer.echo(f"error: Prometheus unreachable ({exc}): is the stack up? (`testbed up`)", err=True)
-        raise typer.Exit(1) from None
+        raise fail(f"Prometheus unreachable ({exc}): is the stack up? (`testbed up`)") from None
     typer.echo(f"wrote {rendered.path}: {len(rendered.panels)} panels, {len(rendered.flagged)} without data")
     for panel in rendered.flagged:
         typer.echo(f"  no data: {panel.dashboard} / {panel.title}")

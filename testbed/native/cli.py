@@ -15,6 +15,7 @@ from rich.table import Table
 
 from testbed import backend as backends
 from testbed.backend import NOT_SERVING, Backend, ComponentStatus
+from testbed.cli_helpers import bench_group, fail
 from testbed.native import control, setup
 from testbed.native.backend import NativeBackend
 from testbed.native.control import NativeStack, Phase, StackError
@@ -29,14 +30,6 @@ PHASE_STYLE: dict[str, str] = {
     "already running": "green",
     "failed": "bold red",
 }
-
-
-def fail(message: str, detail: str = "", code: int = 1) -> typer.Exit:
-    """Print one clear line (and optional detail) to stderr; the caller raises the returned Exit."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    if detail:
-        console.print(detail, style="dim", highlight=False, markup=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _stack() -> NativeStack:
@@ -286,16 +279,6 @@ def bench_stack_command(
         raise fail(str(exc), exc.detail) from None
     out.print(figures.markdown())
     console.print(f"written to {bench.write_results(figures)}")
-
-
-def bench_group(app: typer.Typer) -> typer.Typer:
-    """The shared ``testbed bench`` group (each area adds its own `bench <what>`)."""
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            return group.typer_instance
-    bench = typer.Typer(no_args_is_help=True, help="Measure the native stack (figures for the README).")
-    app.add_typer(bench, name="bench")
-    return bench
 
 
 def register(app: typer.Typer) -> None:

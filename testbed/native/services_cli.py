@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from testbed.cli_helpers import bench_group
+
 
 def bench_services_command(
     flame: Annotated[
@@ -19,6 +21,4 @@ def bench_services_command(
 
 
 def register(app: typer.Typer) -> None:
-    from testbed.native.cli import bench_group
-
     bench_group(app).command("services")(bench_services_command)

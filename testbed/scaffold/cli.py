@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from testbed.cli_helpers import fail
+
 service_app = typer.Typer(no_args_is_help=True, help="The services under test (services/<name>/).")
 
 
@@ -23,8 +25,7 @@ def new_command(
         written = scaffold.create(plan)
         scaffold.render_committed(REPO_ROOT)
     except (scaffold.ScaffoldError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc), code=2) from None
     for path in written:
         typer.echo(f"wrote {path.relative_to(REPO_ROOT)}")
     typer.echo(f"services/{name}/openapi.json and stack/prometheus/compose/prometheus.yml rendered")

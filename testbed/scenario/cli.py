@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from testbed.backend import BACKENDS
+from testbed.cli_helpers import fail
 from testbed.scenario.errors import ExitCode, ScenarioInputError
 from testbed.scenario.runner import RunOutcome, exit_code_for, reverify, run_scenario
 from testbed.scenario.spec import load_scenario
@@ -96,8 +97,7 @@ def run_command(
                 console.print(f"{outcome.scenario.name}: {verdict} — report {outcome.report}")
                 outcomes.append(outcome)
     except ScenarioInputError as error:
-        console.print(f"[red]error:[/] {error.one_line()}", highlight=False, soft_wrap=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        raise fail(error.one_line(), code=ExitCode.BAD_INPUT) from None
     print_summary(outcomes)
     raise typer.Exit(exit_code_for(outcomes))
 
@@ -114,7 +114,7 @@ def run_demo_scenarios() -> int:
             console.print(f"{name}: report {outcome.report}")
             outcomes.append(outcome)
     except ScenarioInputError as error:
-        console.print(f"[red]error:[/] {error.one_line()}", highlight=False, soft_wrap=True)
+        fail(error.one_line())  # printed here; the caller exits with the code returned
         return ExitCode.BAD_INPUT
     print_summary(outcomes)
     return exit_code_for(outcomes)

@@ -88,7 +88,7 @@ def test_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    output = done.stdout.strip()
+    output = done.stderr.strip()  # errors go to stderr, as from every command (testbed/cli_helpers.py)
     assert f"{bad}:2: load.shape" in output.replace("\n", "")
     assert "fix:" in output
 
