@@ -45,6 +45,8 @@ class StackFigures:
     process_count: int = 0
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     components: int = 0
+    state_dir: Path = BENCH_STATE_DIR
+    port_offset: int = BENCH_PORT_OFFSET
 
     def markdown(self) -> str:
         gib = 1024**3
@@ -82,8 +84,8 @@ class StackFigures:
                 f"| {name} | {f'{cold:.1f} s' if cold is not None else ''} | {at:.1f} s "
                 f"| {self.rss_by_component.get(name, 0) / mib:.0f} MiB |"
             )
-        lines += ["", "Reproduce: `testbed setup && testbed bench stack` (private state dir "
-                  f"`{BENCH_STATE_DIR}`, port offset {BENCH_PORT_OFFSET}).", ""]  # fmt: skip
+        where = f"`--state-dir {self.state_dir} --port-offset {self.port_offset}`"
+        lines += ["", f"Reproduce: `testbed setup && testbed bench stack {where}` (a private stack).", ""]
         return "\n".join(lines)
 
 
@@ -127,14 +129,19 @@ def _memory(stack: NativeStack) -> tuple[int, int, int, dict[str, int]]:
     return rss, pss, len(processes), by_component
 
 
-def run(progress: Callable[[str], None], idle_s: float = 30.0) -> StackFigures:
-    """Measure on the private bench stack; leaves nothing running."""
-    os.environ["TESTBED_STATE_DIR"] = str(BENCH_STATE_DIR)
-    os.environ["TESTBED_PORT_OFFSET"] = str(BENCH_PORT_OFFSET)
-    figures = StackFigures(load_before=os.getloadavg())
+def run(
+    progress: Callable[[str], None],
+    idle_s: float = 30.0,
+    state_dir: Path = BENCH_STATE_DIR,
+    port_offset: int = BENCH_PORT_OFFSET,
+) -> StackFigures:
+    """Measure on a private bench stack (``state_dir`` is wiped first); leaves nothing running."""
+    os.environ["TESTBED_STATE_DIR"] = str(state_dir)
+    os.environ["TESTBED_PORT_OFFSET"] = str(port_offset)
+    figures = StackFigures(load_before=os.getloadavg(), state_dir=state_dir, port_offset=port_offset)
     stale = NativeStack()
     stale.down()
-    shutil.rmtree(BENCH_STATE_DIR, ignore_errors=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
     try:
         stack = NativeStack(RenderContext.native())
         figures.components = len(stack.components)

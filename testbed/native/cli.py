@@ -6,6 +6,7 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -269,12 +270,24 @@ def demo_command() -> None:
 
 def bench_stack_command(
     idle: Annotated[float, typer.Option("--idle", help="Seconds of idle before measuring memory.")] = 30.0,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Private state dir (wiped first: never a live stack's)."),
+    ] = None,
+    port_offset: Annotated[
+        int | None, typer.Option("--port-offset", help="Port offset of the bench stack.")
+    ] = None,
 ) -> None:
     """Cold/warm start to all-healthy and RSS at idle (private stack); writes bench/RESULTS-native.md."""
     from testbed.native import bench
 
     try:
-        figures = bench.run(lambda message: console.print(f"[dim]·[/] {message}"), idle_s=idle)
+        figures = bench.run(
+            lambda message: console.print(f"[dim]·[/] {message}"),
+            idle_s=idle,
+            state_dir=state_dir or bench.BENCH_STATE_DIR,
+            port_offset=bench.BENCH_PORT_OFFSET if port_offset is None else port_offset,
+        )
     except StackError as exc:
         raise fail(str(exc), exc.detail) from None
     out.print(figures.markdown())
