@@ -84,7 +84,7 @@ class StackFigures:
                 f"| {name} | {f'{cold:.1f} s' if cold is not None else ''} | {at:.1f} s "
                 f"| {self.rss_by_component.get(name, 0) / mib:.0f} MiB |"
             )
-        where = f"`--state-dir {self.state_dir} --port-offset {self.port_offset}`"
+        where = f"--state-dir {self.state_dir} --port-offset {self.port_offset}"
         lines += ["", f"Reproduce: `testbed setup && testbed bench stack {where}` (a private stack).", ""]
         return "\n".join(lines)
 
