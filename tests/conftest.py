@@ -26,6 +26,7 @@ import pytest
 from testbed import settings
 from testbed.context import RenderContext
 from testbed.native.control import NativeStack, StackError
+from tests.machine_lock import machine_share
 
 # Under ``make test`` (``pytest -n 2``) the suite runs on two stacks: the tests of these directories on the
 # second, every other directory but tests/unit on the first (each test of tests/unit goes wherever a
@@ -54,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TESTBED_PORT_OFFSET"] = str(int(os.environ.get("TESTBED_PORT_OFFSET", "0")) + 1000 * index)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: `pytest -p no:xdist` must still run
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Scopes by stack (``stack_scope``). The two stack scopes are the largest, so each worker gets one of
     them first, and takes more work only when its own runs dry. (xdist's ``loadgroup`` would do this with
@@ -67,8 +69,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return StackScheduling(config, log)
 
 
+@pytest.fixture(autouse=True)
+def _share_the_machine(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("native") is None:
+        yield
+        return
+    with machine_share(exclusive=request.node.get_closest_marker("exclusive") is not None):
+        yield
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """"No alert at all" tests first (stable sort: the rest keep their order)."""
+    """ "No alert at all" tests first (stable sort: the rest keep their order)."""
     items.sort(key=lambda item: item.name not in QUIET_STACK_FIRST)
 
 

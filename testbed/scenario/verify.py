@@ -310,6 +310,21 @@ def check_forbidden_alert(record: RunRecord, name: str) -> AssertionResult:
     )
 
 
+# The load shape stops at its first tick (every second) after ``duration_s`` from its start, which comes
+# just before the first request: a request answered from this long before the planned stop may be late.
+SHAPE_STOP_MARGIN_S = 1.0
+
+
+def _answered_after_the_planned_stop(requests: list[RequestSample], duration_s: float) -> int:
+    """How many requests were answered after the shape's planned stop. They are recorded
+    (requests/*.jsonl) but Locust's final stats may miss them (seen: 3 of 272, all answered after "Shape
+    test stopping"; under load 6 of 156, including requests started during the stop itself)."""
+    if not requests:
+        return 0
+    stop = min(r.t for r in requests) + duration_s - SHAPE_STOP_MARGIN_S
+    return sum(1 for r in requests if r.t + r.latency_ms / 1000 >= stop)
+
+
 def _counts_match(locust: int | None, recorded: int, in_flight: int) -> bool:
     return locust is not None and locust <= recorded <= locust + in_flight
 
@@ -335,9 +350,7 @@ def check_locust(record: RunRecord, scenario: Scenario) -> list[AssertionResult]
             )
         ]
     answered_failures = sum(1 for r in record.requests if not r.ok)
-    # Requests still in flight when the shape stops are recorded (requests/*.jsonl) but not in
-    # Locust's stats (seen: 3 of 272, all answered after "Shape test stopping"); one per user at most.
-    in_flight = scenario.load.users_at(scenario.load.duration_s - 0.5)
+    in_flight = _answered_after_the_planned_stop(record.requests, scenario.load.duration_s)
     code = outcome.exit_code
     # Locust exits 1 when any request failed (the fault window makes some fail): only then is 1 clean.
     clean = code == 0 or (code == 1 and bool(outcome.failures) and not outcome.exceptions)
@@ -365,7 +378,7 @@ def check_locust(record: RunRecord, scenario: Scenario) -> list[AssertionResult]
             passed=_counts_match(outcome.requests, len(record.requests), in_flight)
             and _counts_match(outcome.failures, answered_failures, in_flight),
             expected=f"{len(record.requests)} requests, {answered_failures} failures "
-            f"(Locust's stats may miss up to {in_flight} in flight when the shape stopped)",
+            f"(Locust's stats may miss the {in_flight} answered after the shape's planned stop)",
             observed=(
                 "no locust_stats.csv / locust_failures.csv"
                 if outcome.requests is None or outcome.failures is None

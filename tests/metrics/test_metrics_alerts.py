@@ -56,9 +56,10 @@ def record_timing(alert: str, phase: str, seconds: float, budget_s: float) -> No
 
 
 def test_healthy_load_raises_no_alert(native_stack: RenderContext, sink: AlertSink, prom) -> None:
-    # An incident of an earlier test may still burn a slow SLO window (up to the 1x pair's short
-    # window); give it time, then judge only alerts that start during the healthy period.
-    wait_quiet(prom, [".+"], timeout_s=300)
+    # Judged: alerts that start during the healthy period. An alert still active from before (a slow SLO
+    # window burnt by an earlier run whose data the stack kept: seen firing at start in CI) is not judged;
+    # this test runs first on its stack (tests/conftest.py), so a short wait for quiet is enough.
+    wait_quiet(prom, [".+"], timeout_s=60)
     started = now()
     with shop_traffic(native_stack) as traffic:
         time.sleep(BASELINE_S)
