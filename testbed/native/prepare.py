@@ -5,6 +5,7 @@ Idempotent; tells which components' rendered config changed, so `up` restarts th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -77,9 +78,11 @@ def _chown_state(ctx: RenderContext) -> None:
             path = Path(root) / name
             if path in keep:
                 continue
-            stat = path.lstat()
-            if stat.st_uid != entry.pw_uid or stat.st_gid != entry.pw_gid:
-                os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+            # A running component's transient files (PostgreSQL's pg_internal.init) may vanish meanwhile.
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.lstat()
+                if stat.st_uid != entry.pw_uid or stat.st_gid != entry.pw_gid:
+                    os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
 def lay_out(ctx: RenderContext, components: list[Component]) -> None:

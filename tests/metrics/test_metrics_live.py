@@ -7,6 +7,7 @@ reuses a healthy one). Alert round trips are in test_metrics_alerts.py.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
 import httpx
@@ -112,7 +113,7 @@ def test_prometheus_ui_place_says_why_the_ui_is_absent(native_stack: RenderConte
     response = httpx.get(
         f"https://{native_stack.address('prometheus')}/alerts",
         auth=("testbed", native_stack.secrets.prometheus_password),
-        verify=str(native_stack.ca_cert),
+        verify=ssl.create_default_context(cafile=native_stack.ca_cert),
         timeout=30,
     )
     assert response.status_code == 200, response.text[:200]
