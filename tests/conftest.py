@@ -6,7 +6,7 @@ left running. A stack brought up from nothing by a test session is brought down 
 session using it, so ``make test`` leaves no process behind, even when sessions overlap
 (``TESTBED_KEEP_STACK=1`` keeps it running, for faster re-runs).
 
-``make test`` runs the suite on two stacks at once (pytest-xdist, ``-n 2 --dist loadgroup``): most of
+``make test`` runs the suite on two stacks at once (pytest-xdist, ``-n 2``, scheduled by path): most of
 the wall time is waiting (fault windows, ``for:`` durations, alert resolution), not CPU. Worker ``gwN``
 (N > 0) gets its own stack, shifted by N thousand ports and in its own state directory, and the live
 tests are split into one scope per stack: the scenario catalog (and the services' contracts) on one,

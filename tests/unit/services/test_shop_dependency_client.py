@@ -6,14 +6,11 @@ the one the services use (aiohttp), over real sockets.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +20,7 @@ from starlette.routing import Route
 from services.common import tracing
 from services.common.client import CircuitBreaker, DependencyClient, DependencyUnavailableError
 from services.common.faults import FaultSpec, FaultState
+from tests.unit.services.serving import serving
 
 
 class Flaky:
@@ -42,23 +40,6 @@ class Flaky:
             return JSONResponse({"ok": True})
 
         return Starlette(routes=[Route("/thing", endpoint, methods=["GET", "POST", "PUT"])])
-
-
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """``app`` served on a free loopback port for the block; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110  (uvicorn exposes a flag, not an event)
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture

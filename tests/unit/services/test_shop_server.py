@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.common.server import CoalescingHttpToolsProtocol, CoalescingTransport
+from tests.unit.services.serving import serving
 
 
 class RecordingTransport:
@@ -57,24 +55,6 @@ async def test_close_sends_what_is_pending_first():
     assert recording.writes == [b"last words"]  # the scheduled flush finds nothing left
 
 
-@asynccontextmanager
-async def serving(
-    app: Starlette, protocol: type[CoalescingHttpToolsProtocol] = CoalescingHttpToolsProtocol
-) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", http=protocol)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110  (uvicorn exposes a flag, not an event)
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 BIG = b"x" * (4 * 1024 * 1024)  # past the transport's write buffer limits: flow control engages
 
 
@@ -97,7 +77,10 @@ def _app() -> Starlette:
 
 
 async def test_real_server_answers_keep_alive_big_and_streamed_bodies():
-    async with serving(_app()) as base, httpx.AsyncClient(base_url=base) as client:
+    async with (
+        serving(_app(), CoalescingHttpToolsProtocol) as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
         answers = [await client.get(f"/small/{n}") for n in range(20)]  # one kept-alive connection
         assert [a.json() for a in answers] == [{"n": str(n)} for n in range(20)]
         assert all(a.headers["x-extra"] == "1" for a in answers)
