@@ -112,7 +112,7 @@ def load(targets: list[tuple[str, int]], path: str, concurrency: int, seconds: f
 # --- side-by-side servers -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -174,7 +174,7 @@ def serve(kind: str, port: int, log_dir: str, dsn: str) -> None:
 
 
 def _start(kind: str, log_dir: str, dsn: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         # The DSN carries a password: environment, not argv (argv is world-readable in /proc).
         [sys.executable, "-m", "bench.services", "serve", kind, str(port), log_dir],

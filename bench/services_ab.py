@@ -24,17 +24,11 @@ from pathlib import Path
 
 import psutil
 
-from bench.services import Run, load
+from bench.services import Run, free_port, load
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 4
 ROUND_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _program_environment(conf: str, program: str) -> dict[str, str]:
@@ -57,7 +51,7 @@ def _wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 def _pair(tree: Path, conf: str, log_dir: Path) -> tuple[list[subprocess.Popen[bytes]], int]:
     """inventory + gateway from ``tree``; returns the processes and the gateway's port."""
-    inventory_port, gateway_port = _free_port(), _free_port()
+    inventory_port, gateway_port = free_port(), free_port()
     base = {**os.environ, "PYTHONPATH": str(tree), "SHOP_LOG_DIR": str(log_dir)}
     inventory_env = {**base, **_program_environment(conf, "inventory")}
     inventory_env.update(SHOP_PORT=str(inventory_port), SHOP_LOG_DIR=str(log_dir))
@@ -95,10 +89,16 @@ def main(argv: list[str]) -> int:
     from testbed.context import RenderContext
     from testbed.native import supervisor as sv
 
+    if not argv or (len(argv) > 1 and not argv[1].isdigit()):
+        print("usage: python -m bench.services_ab <baseline commit> [rounds] [other commit]", file=sys.stderr)
+        return 2
     baseline = argv[0]
     rounds = int(argv[1]) if len(argv) > 1 else 4
     other = argv[2] if len(argv) > 2 else None  # default: the working tree
     ctx = RenderContext.native()
+    if not sv.conf_path(ctx).is_file():
+        print(f"error: no native stack at {ctx.state_dir}: run `testbed up` first", file=sys.stderr)
+        return 2
     conf = sv.conf_path(ctx).read_text()
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
         before_tree = _export(baseline, Path(scratch) / "before")
